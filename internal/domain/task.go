@@ -1,0 +1,167 @@
+package domain
+
+import (
+	"slices"
+	"time"
+)
+
+// TaskType is the restic operation a task performs.
+type TaskType string
+
+const (
+	TaskBackup    TaskType = "backup"
+	TaskForget    TaskType = "forget"
+	TaskPrune     TaskType = "prune"
+	TaskCheck     TaskType = "check"
+	TaskRestore   TaskType = "restore"
+	TaskUnlock    TaskType = "unlock"
+	TaskSnapshots TaskType = "snapshots"
+)
+
+// TaskTypes lists every task type.
+var TaskTypes = []TaskType{TaskBackup, TaskForget, TaskPrune, TaskCheck, TaskRestore, TaskUnlock, TaskSnapshots}
+
+// Valid reports whether t is a known task type.
+func (t TaskType) Valid() bool { return slices.Contains(TaskTypes, t) }
+
+// TaskStatus is where a task is in its life.
+type TaskStatus string
+
+const (
+	TaskPending   TaskStatus = "pending"   // written, message not yet sent
+	TaskQueued    TaskStatus = "queued"    // message sent to the agent's queue
+	TaskRunning   TaskStatus = "running"   // the agent reported start
+	TaskRetrying  TaskStatus = "retrying"  // failed, waiting for NextRetryAt
+	TaskSucceeded TaskStatus = "succeeded" // restic finished cleanly
+	TaskPartial   TaskStatus = "partial"   // backup finished but some files could not be read
+	TaskFailed    TaskStatus = "failed"    // failed for good
+	TaskCancelled TaskStatus = "cancelled" // cancelled by an operator or by agent shutdown
+	TaskExpired   TaskStatus = "expired"   // deadline passed before it started
+)
+
+// TaskStatuses lists every task status.
+var TaskStatuses = []TaskStatus{TaskPending, TaskQueued, TaskRunning, TaskRetrying, TaskSucceeded, TaskPartial, TaskFailed, TaskCancelled, TaskExpired}
+
+// Valid reports whether s is a known task status.
+func (s TaskStatus) Valid() bool { return slices.Contains(TaskStatuses, s) }
+
+// Final reports whether no transition leaves s.
+func (s TaskStatus) Final() bool {
+	switch s {
+	case TaskSucceeded, TaskPartial, TaskFailed, TaskCancelled, TaskExpired:
+		return true
+	}
+	return false
+}
+
+// Active reports whether a task in state s occupies (or is about to occupy) an agent slot.
+func (s TaskStatus) Active() bool { return s == TaskPending || s == TaskQueued || s == TaskRunning }
+
+// transitions is the task state machine: for each target, the states it may be reached from.
+var transitions = map[TaskStatus][]TaskStatus{
+	TaskQueued:    {TaskPending, TaskRetrying},
+	TaskRunning:   {TaskQueued, TaskRunning, TaskPending},
+	TaskRetrying:  {TaskRunning, TaskQueued},
+	TaskSucceeded: {TaskRunning},
+	TaskPartial:   {TaskRunning},
+	TaskFailed:    {TaskRunning, TaskQueued, TaskPending, TaskRetrying},
+	TaskCancelled: {TaskPending, TaskQueued, TaskRunning, TaskRetrying},
+	TaskExpired:   {TaskPending, TaskQueued, TaskRetrying},
+}
+
+// AllowedFrom returns the states from which a task may move to s.
+func AllowedFrom(s TaskStatus) []TaskStatus { return transitions[s] }
+
+// CanTransition reports whether a task may move from one state to another.
+func CanTransition(from, to TaskStatus) bool { return slices.Contains(transitions[to], from) }
+
+// TaskParams carries what a task type needs beyond its policy.
+type TaskParams struct {
+	// SnapshotID, IncludePaths, Target and Verify describe a restore.
+	SnapshotID   string   `json:"snapshotId,omitempty"`
+	IncludePaths []string `json:"includePaths,omitempty"`
+	Target       string   `json:"target,omitempty"`
+	Verify       bool     `json:"verify,omitempty"`
+	// Prune asks forget to prune afterwards.
+	Prune bool `json:"prune,omitempty"`
+	// ReadDataSubset is restic check's --read-data-subset.
+	ReadDataSubset string `json:"readDataSubset,omitempty"`
+}
+
+// Attempt records one try of a task.
+type Attempt struct {
+	Number     int        `json:"number"`
+	RunID      string     `json:"runId,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	Status     TaskStatus `json:"status"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// Task is one unit of work sent to one agent.
+type Task struct {
+	ID         string     `json:"id"`
+	TenantID   string     `json:"tenantId"`
+	AgentID    string     `json:"agentId"`
+	PolicyID   string     `json:"policyId,omitempty"`
+	Repository string     `json:"repository"`
+	Type       TaskType   `json:"type"`
+	Status     TaskStatus `json:"status"`
+	Params     TaskParams `json:"params"`
+	// Attempt counts tries so far (1 for the first); MaxRetries bounds the tries after the first.
+	Attempt     int        `json:"attempt"`
+	MaxRetries  int        `json:"maxRetries"`
+	Attempts    []Attempt  `json:"attempts,omitempty"`
+	NotBefore   time.Time  `json:"notBefore"`
+	Deadline    time.Time  `json:"deadline"`
+	NextRetryAt *time.Time `json:"nextRetryAt,omitempty"`
+	// Trigger says who asked for the task: "schedule", "operator" or "retry".
+	Trigger    string     `json:"trigger"`
+	RunID      string     `json:"runId,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	UpdatedAt  time.Time  `json:"updatedAt"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// Validate checks a task before it is first stored.
+func (t Task) Validate() error {
+	var fe fieldErrors
+	if !t.Type.Valid() {
+		fe.add("type", "must be one of backup, forget, prune, check, restore, unlock, snapshots")
+	}
+	if !ValidID(t.AgentID) {
+		fe.add("agentId", "must be an agent ID")
+	}
+	if t.PolicyID != "" && !ValidID(t.PolicyID) {
+		fe.add("policyId", "must be a policy ID")
+	}
+	if !ValidName(t.Repository) {
+		fe.add("repository", "must name a repository")
+	}
+	if !t.Deadline.After(t.NotBefore) {
+		fe.add("deadline", "must be after notBefore")
+	}
+	if t.MaxRetries < 0 || t.MaxRetries > 20 {
+		fe.add("maxRetries", "must be between 0 and 20")
+	}
+	if t.Type == TaskRestore {
+		if t.Params.SnapshotID == "" || len(t.Params.SnapshotID) > 64 || hasControl(t.Params.SnapshotID) {
+			fe.add("params.snapshotId", "a restore needs the snapshot ID (or \"latest\")")
+		}
+		if !isAbsPath(t.Params.Target) {
+			fe.add("params.target", "a restore needs an absolute target directory")
+		}
+		if len(t.Params.IncludePaths) > MaxPolicyPaths {
+			fe.add("params.includePaths", "at most %d paths", MaxPolicyPaths)
+		}
+		for i, p := range t.Params.IncludePaths {
+			checkText(&fe, "params.includePaths["+itoa(i)+"]", p, 1, 4096)
+		}
+	}
+	if t.Params.ReadDataSubset != "" && !readDataSubsetPattern.MatchString(t.Params.ReadDataSubset) {
+		fe.add("params.readDataSubset", "must be n/t, a percentage or a size")
+	}
+	return fe.err()
+}

@@ -1,0 +1,185 @@
+// Package resources is the one definition of the AWS resources restic-monitor stores data in: the
+// DynamoDB table (keys, indexes, TTL) and the attributes of the per-agent queues. The CDK stack,
+// the local set-up and the tests all build from it, so the cloud and a laptop cannot drift apart.
+package resources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Attribute names of the single table.
+const (
+	AttrPK        = "PK"
+	AttrSK        = "SK"
+	AttrGSI1PK    = "GSI1PK"
+	AttrGSI1SK    = "GSI1SK"
+	AttrGSI2PK    = "GSI2PK"
+	AttrGSI2SK    = "GSI2SK"
+	AttrExpiresAt = "expiresAt" // TTL, epoch seconds
+)
+
+// Index names.
+const (
+	GSI1 = "GSI1" // inverse and per-owner listings: agent's policies, agent's tasks and runs, tenant's keys and tokens
+	GSI2 = "GSI2" // sparse: due schedule slots by shard and time; runs by policy
+)
+
+// Index is one global secondary index: its name and its partition and sort attributes.
+type Index struct {
+	Name, PartitionKey, SortKey string
+}
+
+// TableSpec describes the single table.
+type TableSpec struct {
+	PartitionKey, SortKey string
+	Indexes               []Index
+	TTLAttribute          string
+}
+
+// Table is the table every deployment uses. All key attributes are strings; every index
+// projects all attributes.
+var Table = TableSpec{
+	PartitionKey: AttrPK,
+	SortKey:      AttrSK,
+	Indexes: []Index{
+		{Name: GSI1, PartitionKey: AttrGSI1PK, SortKey: AttrGSI1SK},
+		{Name: GSI2, PartitionKey: AttrGSI2PK, SortKey: AttrGSI2SK},
+	},
+	TTLAttribute: AttrExpiresAt,
+}
+
+// CreateTableInput returns the request that creates the table under name, billed on demand.
+func (s TableSpec) CreateTableInput(name string) *dynamodb.CreateTableInput {
+	attrs := []types.AttributeDefinition{
+		{AttributeName: aws.String(s.PartitionKey), AttributeType: types.ScalarAttributeTypeS},
+		{AttributeName: aws.String(s.SortKey), AttributeType: types.ScalarAttributeTypeS},
+	}
+	var gsis []types.GlobalSecondaryIndex
+	for _, ix := range s.Indexes {
+		attrs = append(attrs,
+			types.AttributeDefinition{AttributeName: aws.String(ix.PartitionKey), AttributeType: types.ScalarAttributeTypeS},
+			types.AttributeDefinition{AttributeName: aws.String(ix.SortKey), AttributeType: types.ScalarAttributeTypeS})
+		gsis = append(gsis, types.GlobalSecondaryIndex{
+			IndexName: aws.String(ix.Name),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(ix.PartitionKey), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(ix.SortKey), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		})
+	}
+	return &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: attrs,
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(s.PartitionKey), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(s.SortKey), KeyType: types.KeyTypeRange},
+		},
+		GlobalSecondaryIndexes: gsis,
+	}
+}
+
+// Queue attributes shared by every agent queue.
+const (
+	// QueueVisibilityTimeoutSeconds is how long a received task stays hidden before the agent
+	// must extend it; the agent extends it while restic runs.
+	QueueVisibilityTimeoutSeconds = 300
+	// QueueRetentionSeconds keeps undelivered tasks for 4 days (SQS's default).
+	QueueRetentionSeconds = 4 * 24 * 3600
+	// DLQRetentionSeconds keeps dead letters for 14 days, SQS's maximum.
+	DLQRetentionSeconds = 14 * 24 * 3600
+	// MaxReceiveCount is how many receives a message gets before it is moved to the dead-letter queue.
+	MaxReceiveCount = 5
+	// DLQSuffix ends every dead-letter queue name.
+	DLQSuffix = "-dlq"
+)
+
+// QueueAttributes returns the attributes of an agent queue whose dead letters go to dlqARN.
+func QueueAttributes(dlqARN string) map[string]string {
+	return map[string]string{
+		"VisibilityTimeout":      strconv.Itoa(QueueVisibilityTimeoutSeconds),
+		"MessageRetentionPeriod": strconv.Itoa(QueueRetentionSeconds),
+		"RedrivePolicy":          fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, dlqARN, MaxReceiveCount),
+	}
+}
+
+// DLQAttributes returns the attributes of an agent's dead-letter queue.
+func DLQAttributes() map[string]string {
+	return map[string]string{"MessageRetentionPeriod": strconv.Itoa(DLQRetentionSeconds)}
+}
+
+var stagePattern = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
+
+// ValidStage reports whether s can name a deployment stage: 1–10 lowercase letters and digits.
+func ValidStage(s string) bool { return stagePattern.MatchString(s) }
+
+// Names are the names of one deployment's resources.
+type Names struct {
+	Stage  string
+	Tenant string // empty for the shared multi-tenant deployment
+}
+
+func (n Names) base() string {
+	if n.Tenant == "" {
+		return "restic-monitor-" + n.Stage
+	}
+	return "restic-monitor-" + n.Tenant + "-" + n.Stage
+}
+
+// TableName names the deployment's table.
+func (n Names) TableName() string { return n.base() }
+
+// QueuePrefix starts the name of every agent queue of the deployment, so IAM policies can be
+// limited to the deployment's queues. It is "rm-<stage>-".
+func (n Names) QueuePrefix() string { return "rm-" + n.Stage + "-" }
+
+// AgentQueueName names an agent's task queue: rm-<stage>-<tenant>-<agent>. With a stage of at
+// most 10 characters, a tenant of at most 32 and a 26-character agent ID, the name and its
+// "-dlq" sibling stay within SQS's 80-character limit.
+func (n Names) AgentQueueName(tenantID, agentID string) string {
+	return n.QueuePrefix() + tenantID + "-" + agentID
+}
+
+// AgentDLQName names an agent's dead-letter queue.
+func (n Names) AgentDLQName(tenantID, agentID string) string {
+	return n.AgentQueueName(tenantID, agentID) + DLQSuffix
+}
+
+// EnsureTable creates the table under name unless it exists, waits until it is active and turns
+// on TTL. Local set-up and tests use it; deployments get the same table from the CDK stack.
+func EnsureTable(ctx context.Context, client *dynamodb.Client, name string) error {
+	_, err := client.CreateTable(ctx, Table.CreateTableInput(name))
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create table %s: %w", name, err)
+	}
+	waiter := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 50 * time.Millisecond
+		o.MaxDelay = time.Second
+	})
+	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		return fmt.Errorf("wait for table %s: %w", name, err)
+	}
+	_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{
+			AttributeName: aws.String(Table.TTLAttribute),
+			Enabled:       aws.Bool(true),
+		},
+	})
+	if err != nil && !strings.Contains(err.Error(), "already enabled") {
+		return fmt.Errorf("enable TTL on %s: %w", name, err)
+	}
+	return nil
+}
