@@ -19,19 +19,22 @@ import (
 
 // Attribute names of the single table.
 const (
-	AttrPK        = "PK"
-	AttrSK        = "SK"
-	AttrGSI1PK    = "GSI1PK"
-	AttrGSI1SK    = "GSI1SK"
-	AttrGSI2PK    = "GSI2PK"
-	AttrGSI2SK    = "GSI2SK"
-	AttrExpiresAt = "expiresAt" // TTL, epoch seconds
+	AttrPK     = "PK"
+	AttrSK     = "SK"
+	AttrGSI1PK = "GSI1PK"
+	AttrGSI1SK = "GSI1SK"
+	AttrGSI2PK = "GSI2PK"
+	AttrGSI2SK = "GSI2SK"
+	AttrGSI3PK = "GSI3PK"
+	AttrGSI3SK = "GSI3SK"
+	AttrTTL    = "ttl" // TTL, epoch seconds
 )
 
 // Index names.
 const (
 	GSI1 = "GSI1" // inverse and per-owner listings: agent's policies, agent's tasks and runs, tenant's keys and tokens
-	GSI2 = "GSI2" // sparse: due schedule slots by shard and time; runs by policy
+	GSI2 = "GSI2" // sparse due index (slots and tasks that need the scheduler at a time, by shard); runs by policy
+	GSI3 = "GSI3" // sparse: an agent's active (pending, queued, running) tasks, for capacity checks
 )
 
 // Index is one global secondary index: its name and its partition and sort attributes.
@@ -54,8 +57,9 @@ var Table = TableSpec{
 	Indexes: []Index{
 		{Name: GSI1, PartitionKey: AttrGSI1PK, SortKey: AttrGSI1SK},
 		{Name: GSI2, PartitionKey: AttrGSI2PK, SortKey: AttrGSI2SK},
+		{Name: GSI3, PartitionKey: AttrGSI3PK, SortKey: AttrGSI3SK},
 	},
-	TTLAttribute: AttrExpiresAt,
+	TTLAttribute: AttrTTL,
 }
 
 // CreateTableInput returns the request that creates the table under name, billed on demand.
@@ -89,6 +93,10 @@ func (s TableSpec) CreateTableInput(name string) *dynamodb.CreateTableInput {
 		GlobalSecondaryIndexes: gsis,
 	}
 }
+
+// DueShards is how many partitions the due index spreads over. The scheduler queries every
+// shard each tick; more shards spread write load, fewer make a tick cheaper.
+const DueShards = 8
 
 // Queue attributes shared by every agent queue.
 const (

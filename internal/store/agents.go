@@ -1,0 +1,211 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+)
+
+type agentItem struct {
+	key
+	Entity string `json:"entity"`
+	domain.Agent
+	SecretHash string `json:"secretHash"`
+}
+
+func (it agentItem) domain() domain.Agent {
+	a := it.Agent
+	a.SecretHash = it.SecretHash
+	return a
+}
+
+func newAgentItem(a domain.Agent) agentItem {
+	return agentItem{key: agentKey(a.TenantID, a.ID), Entity: entityAgent, Agent: a, SecretHash: a.SecretHash}
+}
+
+// RegisterAgent stores a new agent and its credential and uses up one use of the enrollment
+// token, all or nothing. A token that is unknown, revoked, expired or used up is
+// domain.ErrUnauthorized; the agent starts at version 1.
+func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a domain.Agent) (domain.Agent, error) {
+	a.TenantID = tenantID
+	a.Version = 1
+	if err := a.Validate(); err != nil {
+		return domain.Agent{}, err
+	}
+	agent, err := marshal(newAgentItem(a))
+	if err != nil {
+		return domain.Agent{}, err
+	}
+	cred, err := marshal(agentCredItem{key: agentCredKey(a.ID), Entity: entityAgentCred, TenantID: tenantID, AgentID: a.ID, SecretHash: a.SecretHash})
+	if err != nil {
+		return domain.Agent{}, err
+	}
+	notExists := aws.String("attribute_not_exists(PK)")
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		s.consumeEnrollment(tokenID, s.nowUTC()),
+		{Put: &types.Put{TableName: &s.table, Item: agent, ConditionExpression: notExists}},
+		{Put: &types.Put{TableName: &s.table, Item: cred, ConditionExpression: notExists}},
+	}})
+	if failed, ok := cancelledByCondition(err); ok {
+		if failed[0] == 0 {
+			return domain.Agent{}, fmt.Errorf("register agent: enrollment token not usable: %w", domain.ErrUnauthorized)
+		}
+		return domain.Agent{}, fmt.Errorf("register agent %s: %w", a.ID, domain.ErrConflict)
+	}
+	if err != nil {
+		return domain.Agent{}, fmt.Errorf("register agent: %w", err)
+	}
+	return a, nil
+}
+
+// GetAgent reads one of the tenant's agents.
+func (s *Store) GetAgent(ctx context.Context, tenantID, agentID string) (domain.Agent, error) {
+	var it agentItem
+	if err := s.get(ctx, agentKey(tenantID, agentID), &it); err != nil {
+		return domain.Agent{}, fmt.Errorf("get agent %s: %w", agentID, err)
+	}
+	return it.domain(), nil
+}
+
+// AgentFilter narrows a listing of agents. Empty fields match everything.
+type AgentFilter struct {
+	Status     domain.AgentStatus
+	LabelKey   string
+	LabelValue string
+}
+
+// ListAgents lists the tenant's agents in registration order.
+func (s *Store) ListAgents(ctx context.Context, tenantID string, f AgentFilter, page Page) ([]domain.Agent, string, error) {
+	l := listing{pk: tenantPK(tenantID), prefix: prefixAgent, names: map[string]string{}, values: map[string]types.AttributeValue{}}
+	var conds []string
+	if f.Status != "" {
+		conds = append(conds, "#status = :status")
+		l.names["#status"] = "status"
+		l.values[":status"] = str(string(f.Status))
+	}
+	if f.LabelKey != "" {
+		l.names["#labels"] = "labels"
+		l.names["#lk"] = f.LabelKey
+		if f.LabelValue != "" {
+			conds = append(conds, "#labels.#lk = :lv")
+			l.values[":lv"] = str(f.LabelValue)
+		} else {
+			conds = append(conds, "attribute_exists(#labels.#lk)")
+		}
+	}
+	l.filter = joinAnd(conds)
+	agents, next, err := list(ctx, s, l, page, agentItem.domain)
+	if err != nil {
+		return nil, "", fmt.Errorf("list agents: %w", err)
+	}
+	return agents, next, nil
+}
+
+// UpdateAgent replaces an agent when its stored version is still a.Version, and returns it with
+// the next version. Another writer's change in between is domain.ErrConflict.
+func (s *Store) UpdateAgent(ctx context.Context, tenantID string, a domain.Agent) (domain.Agent, error) {
+	a.TenantID = tenantID
+	if err := a.Validate(); err != nil {
+		return domain.Agent{}, err
+	}
+	read := a.Version
+	a.Version++
+	a.UpdatedAt = s.nowUTC()
+	if err := s.putVersioned(ctx, agentKey(tenantID, a.ID), newAgentItem(a), read); err != nil {
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, err)
+	}
+	return a, nil
+}
+
+// ModifyAgent reads an agent, applies change and writes it back, trying again when another
+// writer got in between. change may return an error to abandon the update.
+func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, change func(*domain.Agent) error) (domain.Agent, error) {
+	for attempt := 0; ; attempt++ {
+		a, err := s.GetAgent(ctx, tenantID, agentID)
+		if err != nil {
+			return domain.Agent{}, err
+		}
+		if err := change(&a); err != nil {
+			return domain.Agent{}, err
+		}
+		updated, err := s.UpdateAgent(ctx, tenantID, a)
+		if errors.Is(err, domain.ErrConflict) && attempt < 5 {
+			continue
+		}
+		return updated, err
+	}
+}
+
+// DeleteAgent removes an agent, its credential, its policy assignments and its schedule slots.
+// Its tasks, runs and snapshots stay as history.
+func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error {
+	if _, err := s.GetAgent(ctx, tenantID, agentID); err != nil {
+		return err
+	}
+	var keys []key
+	var cursor string
+	for {
+		policies, next, err := s.ListAgentPolicies(ctx, tenantID, agentID, Page{Limit: maxPageLimit, Cursor: cursor})
+		if err != nil {
+			return err
+		}
+		for _, p := range policies {
+			keys = append(keys, assignmentKey(tenantID, p, agentID))
+			for _, k := range []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck} {
+				keys = append(keys, slotKey(tenantID, p, agentID, k))
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	keys = append(keys, agentCredKey(agentID), agentKey(tenantID, agentID))
+	if err := s.batchDelete(ctx, keys); err != nil {
+		return fmt.Errorf("delete agent %s: %w", agentID, err)
+	}
+	return nil
+}
+
+// batchDelete deletes items 25 at a time.
+func (s *Store) batchDelete(ctx context.Context, keys []key) error {
+	reqs := make([]types.WriteRequest, len(keys))
+	for i, k := range keys {
+		reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k.av()}}
+	}
+	return s.batchWrite(ctx, reqs)
+}
+
+// batchWrite sends write requests 25 at a time, retrying what DynamoDB leaves unprocessed.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	for len(reqs) > 0 {
+		n := min(25, len(reqs))
+		pending := map[string][]types.WriteRequest{s.table: reqs[:n]}
+		reqs = reqs[n:]
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt > 8 {
+				return fmt.Errorf("batch write: %d items left unprocessed", len(pending[s.table]))
+			}
+			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				return err
+			}
+			pending = out.UnprocessedItems
+			if len(pending) > 0 {
+				if err := sleepBackoff(ctx, attempt); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func joinAnd(conds []string) string { return strings.Join(conds, " AND ") }

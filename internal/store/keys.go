@@ -1,0 +1,129 @@
+package store
+
+import (
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+)
+
+// Every key of the table is built here, so the whole design reads as one table of access
+// patterns (docs/architecture.md explains it). Everything but a credential lookup starts from
+// the tenant.
+//
+//	item              PK                    SK                  GSI1 PK / SK                          GSI2 PK / SK                         GSI3 PK / SK
+//	tenant            TENANT#t              META
+//	API key           APIKEY#k              META                TENANT#t#APIKEYS / APIKEY#k
+//	enrollment token  ENROLL#e              META                TENANT#t#ENROLL / ENROLL#e
+//	agent credential  AGENTCRED#a           META
+//	agent             TENANT#t              AGENT#a
+//	repository        TENANT#t              REPO#name
+//	policy            TENANT#t              POLICY#p
+//	policy name guard TENANT#t              POLICYNAME#name
+//	assignment        TENANT#t#POLICY#p     AGENT#a             TENANT#t#AGENT#a#POLICIES / POLICY#p
+//	slot              TENANT#t#POLICY#p     SLOT#a#kind                                               DUE#shard / due#SLOT#t#p#a#kind
+//	task              TENANT#t              TASK#id             TENANT#t#AGENT#a#TASKS / TASK#id      DUE#shard / due#TASK#t#id            TENANT#t#AGENT#a#ACTIVE / TASK#id
+//	run               TENANT#t              RUN#id              TENANT#t#AGENT#a#RUNS / RUN#id        TENANT#t#POLICY#p#RUNS / RUN#id
+//	log chunk         TENANT#t#RUN#r        LOG#seq
+//	snapshot          TENANT#t#AGENT#a      SNAP#time#id
+
+const (
+	skMeta          = "META"
+	prefixAgent     = "AGENT#"
+	prefixRepo      = "REPO#"
+	prefixPolicy    = "POLICY#"
+	prefixTask      = "TASK#"
+	prefixRun       = "RUN#"
+	prefixSlot      = "SLOT#"
+	prefixLog       = "LOG#"
+	prefixSnap      = "SNAP#"
+	prefixAPIKey    = "APIKEY#"
+	prefixEnroll    = "ENROLL#"
+	prefixAgentCred = "AGENTCRED#"
+	prefixDue       = "DUE#"
+)
+
+// Item types, stored in every item's "entity" attribute so mixed queries (the due index) can
+// tell items apart.
+const (
+	entityTenant     = "tenant"
+	entityAPIKey     = "apikey"
+	entityEnroll     = "enrollment"
+	entityAgentCred  = "agentcred"
+	entityAgent      = "agent"
+	entityRepository = "repository"
+	entityPolicy     = "policy"
+	entityPolicyName = "policyname"
+	entityAssignment = "assignment"
+	entitySlot       = "slot"
+	entityTask       = "task"
+	entityRun        = "run"
+	entityLog        = "log"
+	entitySnapshot   = "snapshot"
+)
+
+// key is the primary key of one item.
+type key struct {
+	PK string `json:"PK"`
+	SK string `json:"SK"`
+}
+
+func tenantPK(t string) string { return "TENANT#" + t }
+
+func tenantKey(t string) key                        { return key{tenantPK(t), skMeta} }
+func apiKeyKey(k string) key                        { return key{prefixAPIKey + k, skMeta} }
+func enrollKey(e string) key                        { return key{prefixEnroll + e, skMeta} }
+func agentCredKey(a string) key                     { return key{prefixAgentCred + a, skMeta} }
+func agentKey(t, a string) key                      { return key{tenantPK(t), prefixAgent + a} }
+func repoKey(t, name string) key                    { return key{tenantPK(t), prefixRepo + name} }
+func policyKey(t, p string) key                     { return key{tenantPK(t), prefixPolicy + p} }
+func policyNameKey(t, name string) key              { return key{tenantPK(t), "POLICYNAME#" + name} }
+func assignmentKey(t, p, a string) key              { return key{policyPK(t, p), prefixAgent + a} }
+func slotKey(t, p, a string, k domain.SlotKind) key { return key{policyPK(t, p), slotSK(a, k)} }
+func taskKey(t, id string) key                      { return key{tenantPK(t), prefixTask + id} }
+func runKey(t, id string) key                       { return key{tenantPK(t), prefixRun + id} }
+func logKey(t, run string, seq int64) key           { return key{runPK(t, run), logSK(seq)} }
+func snapshotKey(t, a string, at time.Time, id string) key {
+	return key{agentPK(t, a), prefixSnap + fmtTime(at) + "#" + id}
+}
+
+func policyPK(t, p string) string { return tenantPK(t) + "#POLICY#" + p }
+func agentPK(t, a string) string  { return tenantPK(t) + "#AGENT#" + a }
+func runPK(t, r string) string    { return tenantPK(t) + "#RUN#" + r }
+
+func slotSK(a string, k domain.SlotKind) string { return prefixSlot + a + "#" + string(k) }
+func logSK(seq int64) string                    { return fmt.Sprintf("%s%010d", prefixLog, seq) }
+
+// Secondary index partitions.
+func tenantAPIKeysGSI1(t string) string    { return tenantPK(t) + "#APIKEYS" }
+func tenantEnrollGSI1(t string) string     { return tenantPK(t) + "#ENROLL" }
+func agentPoliciesGSI1(t, a string) string { return agentPK(t, a) + "#POLICIES" }
+func agentTasksGSI1(t, a string) string    { return agentPK(t, a) + "#TASKS" }
+func agentRunsGSI1(t, a string) string     { return agentPK(t, a) + "#RUNS" }
+func policyRunsGSI2(t, p string) string    { return policyPK(t, p) + "#RUNS" }
+func agentActiveGSI3(t, a string) string   { return agentPK(t, a) + "#ACTIVE" }
+func dueGSI2(shard int) string             { return fmt.Sprintf("%s%d", prefixDue, shard) }
+
+// timeLayout is RFC 3339 in UTC with a fixed width, so that string order is time order.
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// dueSK orders due-index entries by the time they need the scheduler; the rest makes it unique.
+func dueSK(at time.Time, rest string) string { return fmtTime(at) + "#" + rest }
+
+func slotDueSK(t, p, a string, k domain.SlotKind, at time.Time) string {
+	return dueSK(at, "SLOT#"+t+"#"+p+"#"+a+"#"+string(k))
+}
+
+func taskDueSK(t, id string, at time.Time) string { return dueSK(at, "TASK#"+t+"#"+id) }
+
+// shardOf spreads due-index entries of one tenant's policy over the shards.
+func shardOf(parts ...string) int {
+	h := fnv.New32a()
+	for _, p := range parts {
+		_, _ = h.Write([]byte(p))
+		_, _ = h.Write([]byte{0})
+	}
+	return int(h.Sum32() % resources.DueShards)
+}

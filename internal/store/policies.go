@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+)
+
+type policyItem struct {
+	key
+	Entity string `json:"entity"`
+	domain.Policy
+}
+
+func (it policyItem) domain() domain.Policy { return it.Policy }
+
+type policyNameItem struct {
+	key
+	Entity   string `json:"entity"`
+	PolicyID string `json:"policyId"`
+}
+
+func (s *Store) policyWrites(p domain.Policy) (policy, guard map[string]types.AttributeValue, err error) {
+	if policy, err = marshal(policyItem{key: policyKey(p.TenantID, p.ID), Entity: entityPolicy, Policy: p}); err != nil {
+		return nil, nil, err
+	}
+	guard, err = marshal(policyNameItem{key: policyNameKey(p.TenantID, p.Name), Entity: entityPolicyName, PolicyID: p.ID})
+	return policy, guard, err
+}
+
+// CreatePolicy stores a new policy. Its name must be unique in the tenant and its repository
+// must exist; otherwise domain.ErrConflict or a validation error naming the repository.
+func (s *Store) CreatePolicy(ctx context.Context, tenantID string, p domain.Policy) (domain.Policy, error) {
+	p.TenantID = tenantID
+	if err := p.Validate(); err != nil {
+		return domain.Policy{}, err
+	}
+	now := s.nowUTC()
+	p.CreatedAt, p.UpdatedAt, p.Version = now, now, 1
+	policy, guard, err := s.policyWrites(p)
+	if err != nil {
+		return domain.Policy{}, err
+	}
+	notExists := aws.String("attribute_not_exists(PK)")
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &s.table, Item: policy, ConditionExpression: notExists}},
+		{Put: &types.Put{TableName: &s.table, Item: guard, ConditionExpression: notExists}},
+		s.repositoryExists(tenantID, p.Repository),
+	}})
+	if failed, ok := cancelledByCondition(err); ok {
+		return domain.Policy{}, policyConflict(p, failed)
+	}
+	if err != nil {
+		return domain.Policy{}, fmt.Errorf("create policy %q: %w", p.Name, err)
+	}
+	return p, nil
+}
+
+func (s *Store) repositoryExists(tenantID, name string) types.TransactWriteItem {
+	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: &s.table, Key: repoKey(tenantID, name).av(), ConditionExpression: aws.String("attribute_exists(PK)"),
+	}}
+}
+
+// policyConflict explains which condition of a policy write failed: 0 the policy (version),
+// 1 the name guard, 2 the repository.
+func policyConflict(p domain.Policy, failed []int) error {
+	for _, i := range failed {
+		switch i {
+		case 1:
+			return fmt.Errorf("policy name %q is taken: %w", p.Name, domain.ErrConflict)
+		case 2:
+			return &domain.ValidationError{Fields: []domain.FieldError{{Field: "repository", Reason: fmt.Sprintf("no repository named %q", p.Repository)}}}
+		}
+	}
+	return fmt.Errorf("policy %s changed meanwhile: %w", p.ID, domain.ErrConflict)
+}
+
+// GetPolicy reads a policy.
+func (s *Store) GetPolicy(ctx context.Context, tenantID, policyID string) (domain.Policy, error) {
+	var it policyItem
+	if err := s.get(ctx, policyKey(tenantID, policyID), &it); err != nil {
+		return domain.Policy{}, fmt.Errorf("get policy %s: %w", policyID, err)
+	}
+	return it.Policy, nil
+}
+
+// PolicyFilter narrows a listing of policies. Empty fields match everything.
+type PolicyFilter struct {
+	Repository string
+}
+
+// ListPolicies lists the tenant's policies in creation order.
+func (s *Store) ListPolicies(ctx context.Context, tenantID string, f PolicyFilter, page Page) ([]domain.Policy, string, error) {
+	l := listing{pk: tenantPK(tenantID), prefix: prefixPolicy}
+	if f.Repository != "" {
+		l.filter = "#repo = :repo"
+		l.names = map[string]string{"#repo": "repository"}
+		l.values = map[string]types.AttributeValue{":repo": str(f.Repository)}
+	}
+	policies, next, err := list(ctx, s, l, page, policyItem.domain)
+	if err != nil {
+		return nil, "", fmt.Errorf("list policies: %w", err)
+	}
+	return policies, next, nil
+}
+
+// UpdatePolicy replaces a policy whose stored version is still p.Version; a rename moves the
+// name guard in the same transaction.
+func (s *Store) UpdatePolicy(ctx context.Context, tenantID string, p domain.Policy) (domain.Policy, error) {
+	p.TenantID = tenantID
+	if err := p.Validate(); err != nil {
+		return domain.Policy{}, err
+	}
+	old, err := s.GetPolicy(ctx, tenantID, p.ID)
+	if err != nil {
+		return domain.Policy{}, err
+	}
+	if old.Version != p.Version {
+		return domain.Policy{}, fmt.Errorf("update policy %s: version %d is not the stored %d: %w", p.ID, p.Version, old.Version, domain.ErrConflict)
+	}
+	read := p.Version
+	p.Version++
+	p.CreatedAt = old.CreatedAt
+	p.UpdatedAt = s.nowUTC()
+	policy, guard, err := s.policyWrites(p)
+	if err != nil {
+		return domain.Policy{}, err
+	}
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{
+			TableName: &s.table, Item: policy,
+			ConditionExpression:       aws.String("attribute_exists(PK) AND #v = :v"),
+			ExpressionAttributeNames:  map[string]string{"#v": "version"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(read)},
+		}},
+	}
+	if old.Name != p.Name {
+		items = append(items,
+			types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: guard, ConditionExpression: aws.String("attribute_not_exists(PK)")}})
+	} else {
+		items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+			TableName: &s.table, Key: policyNameKey(tenantID, p.Name).av(), ConditionExpression: aws.String("attribute_exists(PK)"),
+		}})
+	}
+	items = append(items, s.repositoryExists(tenantID, p.Repository))
+	if old.Name != p.Name {
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: policyNameKey(tenantID, old.Name).av()}})
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	if failed, ok := cancelledByCondition(err); ok {
+		return domain.Policy{}, policyConflict(p, failed)
+	}
+	if err != nil {
+		return domain.Policy{}, fmt.Errorf("update policy %s: %w", p.ID, err)
+	}
+	return p, nil
+}
+
+// DeletePolicy removes a policy, its name guard, its assignments and its schedule slots. Its
+// runs and tasks stay as history.
+func (s *Store) DeletePolicy(ctx context.Context, tenantID, policyID string) error {
+	p, err := s.GetPolicy(ctx, tenantID, policyID)
+	if err != nil {
+		return err
+	}
+	// Everything under the policy's own partition: assignments and slots.
+	var keys []key
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("PK = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(policyPK(tenantID, policyID))},
+		ProjectionExpression:      aws.String("PK, SK"),
+	}
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return fmt.Errorf("delete policy %s: %w", policyID, err)
+		}
+		for _, item := range out.Items {
+			var k key
+			if err := unmarshal(item, &k); err != nil {
+				return err
+			}
+			keys = append(keys, k)
+		}
+		if out.LastEvaluatedKey == nil {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	// The policy and its guard go first and together, so a half-finished delete leaves no
+	// policy behind, only orphans that the retried delete or the scheduler ignore.
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Delete: &types.Delete{TableName: &s.table, Key: policyKey(tenantID, policyID).av(), ConditionExpression: aws.String("attribute_exists(PK)")}},
+		{Delete: &types.Delete{TableName: &s.table, Key: policyNameKey(tenantID, p.Name).av()}},
+	}})
+	if _, ok := cancelledByCondition(err); ok {
+		return fmt.Errorf("delete policy %s: %w", policyID, domain.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete policy %s: %w", policyID, err)
+	}
+	return s.batchDelete(ctx, keys)
+}
+
+type assignmentItem struct {
+	key
+	GSI1PK string `json:"GSI1PK"`
+	GSI1SK string `json:"GSI1SK"`
+	Entity string `json:"entity"`
+	domain.Assignment
+}
+
+// Assign binds a policy to an agent and writes the assignment's schedule slots, all or nothing.
+// Both must exist (else domain.ErrNotFound). Assigning again replaces the slots, so it also
+// serves to reschedule.
+func (s *Store) Assign(ctx context.Context, tenantID, policyID, agentID string, slots []domain.Slot) error {
+	a := domain.Assignment{TenantID: tenantID, PolicyID: policyID, AgentID: agentID, CreatedAt: s.nowUTC()}
+	item, err := marshal(assignmentItem{
+		key: assignmentKey(tenantID, policyID, agentID), GSI1PK: agentPoliciesGSI1(tenantID, agentID), GSI1SK: prefixPolicy + policyID,
+		Entity: entityAssignment, Assignment: a,
+	})
+	if err != nil {
+		return err
+	}
+	exists := aws.String("attribute_exists(PK)")
+	items := []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: policyKey(tenantID, policyID).av(), ConditionExpression: exists}},
+		{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: agentKey(tenantID, agentID).av(), ConditionExpression: exists}},
+		{Put: &types.Put{TableName: &s.table, Item: item}},
+	}
+	for _, sl := range slots {
+		sl.TenantID, sl.PolicyID, sl.AgentID = tenantID, policyID, agentID
+		m, err := marshal(newSlotItem(sl))
+		if err != nil {
+			return err
+		}
+		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: m}})
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	if failed, ok := cancelledByCondition(err); ok {
+		what := "policy " + policyID
+		if failed[0] == 1 {
+			what = "agent " + agentID
+		}
+		return fmt.Errorf("assign: %s: %w", what, domain.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("assign policy %s to agent %s: %w", policyID, agentID, err)
+	}
+	return nil
+}
+
+// Unassign removes a policy from an agent with the assignment's slots. Removing an assignment
+// that does not exist is domain.ErrNotFound.
+func (s *Store) Unassign(ctx context.Context, tenantID, policyID, agentID string) error {
+	if err := s.deleteExisting(ctx, assignmentKey(tenantID, policyID, agentID)); err != nil {
+		return fmt.Errorf("unassign policy %s from agent %s: %w", policyID, agentID, err)
+	}
+	keys := make([]key, 0, 3)
+	for _, k := range []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck} {
+		keys = append(keys, slotKey(tenantID, policyID, agentID, k))
+	}
+	return s.batchDelete(ctx, keys)
+}
+
+// ListPolicyAgents lists the IDs of the agents a policy is assigned to.
+func (s *Store) ListPolicyAgents(ctx context.Context, tenantID, policyID string, page Page) ([]string, string, error) {
+	ids, next, err := list(ctx, s, listing{pk: policyPK(tenantID, policyID), prefix: prefixAgent}, page,
+		func(it assignmentItem) string { return it.AgentID })
+	if err != nil {
+		return nil, "", fmt.Errorf("list agents of policy %s: %w", policyID, err)
+	}
+	return ids, next, nil
+}
+
+// ListAgentPolicies lists the IDs of the policies assigned to an agent.
+func (s *Store) ListAgentPolicies(ctx context.Context, tenantID, agentID string, page Page) ([]string, string, error) {
+	ids, next, err := list(ctx, s, listing{index: resources.GSI1, pk: agentPoliciesGSI1(tenantID, agentID), prefix: prefixPolicy}, page,
+		func(it assignmentItem) string { return it.PolicyID })
+	if err != nil {
+		return nil, "", fmt.Errorf("list policies of agent %s: %w", agentID, err)
+	}
+	return ids, next, nil
+}

@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+)
+
+// taskItem is a task with its index keys, which follow from its state:
+//   - GSI1 lists the agent's tasks;
+//   - GSI2 (the due index) holds the task while the scheduler has something to do with it at a
+//     time: send it (pending, at NotBefore), retry it (retrying, at NextRetryAt) or expire it
+//     (queued, at Deadline);
+//   - GSI3 holds the task while it occupies the agent (pending, queued, running).
+type taskItem struct {
+	key
+	GSI1PK string `json:"GSI1PK"`
+	GSI1SK string `json:"GSI1SK"`
+	GSI2PK string `json:"GSI2PK,omitempty"`
+	GSI2SK string `json:"GSI2SK,omitempty"`
+	GSI3PK string `json:"GSI3PK,omitempty"`
+	GSI3SK string `json:"GSI3SK,omitempty"`
+	Entity string `json:"entity"`
+	// Rev increases with every write, so concurrent transitions cannot both win.
+	Rev int64 `json:"rev"`
+	domain.Task
+}
+
+func (it taskItem) domain() domain.Task { return it.Task }
+
+func newTaskItem(t domain.Task, rev int64) taskItem {
+	it := taskItem{
+		key:    taskKey(t.TenantID, t.ID),
+		GSI1PK: agentTasksGSI1(t.TenantID, t.AgentID), GSI1SK: prefixTask + t.ID,
+		Entity: entityTask, Rev: rev, Task: t,
+	}
+	if at, ok := taskDueAt(t); ok {
+		it.GSI2PK = dueGSI2(shardOf(t.TenantID, t.ID))
+		it.GSI2SK = taskDueSK(t.TenantID, t.ID, at)
+	}
+	if t.Status.Active() {
+		it.GSI3PK, it.GSI3SK = agentActiveGSI3(t.TenantID, t.AgentID), prefixTask+t.ID
+	}
+	return it
+}
+
+// taskDueAt says when the scheduler must next look at a task, if ever.
+func taskDueAt(t domain.Task) (time.Time, bool) {
+	switch t.Status {
+	case domain.TaskPending:
+		return t.NotBefore, true
+	case domain.TaskRetrying:
+		if t.NextRetryAt != nil {
+			return *t.NextRetryAt, true
+		}
+		return t.NotBefore, true
+	case domain.TaskQueued:
+		return t.Deadline, true
+	}
+	return time.Time{}, false
+}
+
+// CreateTask stores a new task.
+func (s *Store) CreateTask(ctx context.Context, tenantID string, t domain.Task) (domain.Task, error) {
+	t.TenantID = tenantID
+	if err := t.Validate(); err != nil {
+		return domain.Task{}, err
+	}
+	now := s.nowUTC()
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = now
+	}
+	t.UpdatedAt = now
+	if err := s.putNew(ctx, newTaskItem(t, 1)); err != nil {
+		return domain.Task{}, fmt.Errorf("create task: %w", err)
+	}
+	return t, nil
+}
+
+// GetTask reads a task.
+func (s *Store) GetTask(ctx context.Context, tenantID, taskID string) (domain.Task, error) {
+	it, err := s.getTaskItem(ctx, tenantID, taskID)
+	return it.Task, err
+}
+
+func (s *Store) getTaskItem(ctx context.Context, tenantID, taskID string) (taskItem, error) {
+	var it taskItem
+	if err := s.get(ctx, taskKey(tenantID, taskID), &it); err != nil {
+		return taskItem{}, fmt.Errorf("get task %s: %w", taskID, err)
+	}
+	return it, nil
+}
+
+// TaskFilter narrows a listing of tasks. Empty fields match everything; From and To bound the
+// creation time.
+type TaskFilter struct {
+	AgentID  string
+	Status   domain.TaskStatus
+	Type     domain.TaskType
+	From, To time.Time
+}
+
+// ListTasks lists the tenant's tasks, newest first.
+func (s *Store) ListTasks(ctx context.Context, tenantID string, f TaskFilter, page Page) ([]domain.Task, string, error) {
+	l := listing{pk: tenantPK(tenantID), reverse: true, names: map[string]string{}, values: map[string]types.AttributeValue{}}
+	if f.AgentID != "" {
+		l.index, l.pk = resources.GSI1, agentTasksGSI1(tenantID, f.AgentID)
+	}
+	timeRange(&l, prefixTask, f.From, f.To)
+	var conds []string
+	if f.Status != "" {
+		conds = append(conds, "#status = :status")
+		l.names["#status"], l.values[":status"] = "status", str(string(f.Status))
+	}
+	if f.Type != "" {
+		conds = append(conds, "#type = :type")
+		l.names["#type"], l.values[":type"] = "type", str(string(f.Type))
+	}
+	l.filter = joinAnd(conds)
+	tasks, next, err := list(ctx, s, l, page, taskItem.domain)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	return tasks, next, nil
+}
+
+// timeRange bounds a listing of time-ordered IDs under prefix by creation time.
+func timeRange(l *listing, prefix string, from, to time.Time) {
+	if from.IsZero() && to.IsZero() {
+		l.prefix = prefix
+		return
+	}
+	l.from = prefix + domain.IDAt(from)
+	l.to = prefix + "~"
+	if !to.IsZero() {
+		l.to = prefix + domain.IDAt(to.Add(time.Millisecond))
+	}
+}
+
+// CountActiveTasks counts an agent's pending, queued and running tasks.
+func (s *Store) CountActiveTasks(ctx context.Context, tenantID, agentID string) (int, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		IndexName:                 aws.String(resources.GSI3),
+		KeyConditionExpression:    aws.String("GSI3PK = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(agentActiveGSI3(tenantID, agentID))},
+		Select:                    types.SelectCount,
+	}
+	total := 0
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("count active tasks of agent %s: %w", agentID, err)
+		}
+		total += int(out.Count)
+		if out.LastEvaluatedKey == nil {
+			return total, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// TransitionTask moves a task to state to, applying change (which may be nil) to the task
+// before it is written. The move happens only if the task's current state allows it
+// (domain.CanTransition); otherwise the result is a *domain.TransitionError and nothing is
+// written. Two concurrent transitions cannot both win: each write is conditional on the task's
+// revision, and the loser re-reads and re-checks.
+func (s *Store) TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error) {
+	for attempt := 0; ; attempt++ {
+		it, err := s.getTaskItem(ctx, tenantID, taskID)
+		if err != nil {
+			return domain.Task{}, err
+		}
+		if !domain.CanTransition(it.Status, to) {
+			return it.Task, &domain.TransitionError{TaskID: taskID, Current: it.Status, To: to}
+		}
+		t := it.Task
+		if change != nil {
+			change(&t)
+		}
+		t.Status, t.UpdatedAt = to, s.nowUTC()
+		t.TenantID, t.ID, t.AgentID = tenantID, taskID, it.AgentID
+		err = s.putTask(ctx, t, it.Rev)
+		if errors.Is(err, domain.ErrConflict) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return domain.Task{}, fmt.Errorf("move task %s to %s: %w", taskID, to, err)
+		}
+		return t, nil
+	}
+}
+
+// putTask writes a task over revision rev.
+func (s *Store) putTask(ctx context.Context, t domain.Task, rev int64) error {
+	m, err := marshal(newTaskItem(t, rev+1))
+	if err != nil {
+		return err
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.table,
+		Item:                      m,
+		ConditionExpression:       aws.String("rev = :rev"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(rev)},
+	})
+	if conditionFailed(err) {
+		return domain.ErrConflict
+	}
+	return err
+}
