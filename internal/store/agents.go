@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -13,8 +14,13 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 )
 
+// agentItem is an agent. While it is online it sits in the due index at the moment it would
+// turn silent (three heartbeat intervals after it was last seen); every heartbeat moves that
+// moment on, so the scheduler finds silent agents without looking at the others.
 type agentItem struct {
 	key
+	GSI2PK string `json:"GSI2PK,omitempty"`
+	GSI2SK string `json:"GSI2SK,omitempty"`
 	Entity string `json:"entity"`
 	domain.Agent
 	SecretHash string `json:"secretHash"`
@@ -27,7 +33,12 @@ func (it agentItem) domain() domain.Agent {
 }
 
 func newAgentItem(a domain.Agent) agentItem {
-	return agentItem{key: agentKey(a.TenantID, a.ID), Entity: entityAgent, Agent: a, SecretHash: a.SecretHash}
+	it := agentItem{key: agentKey(a.TenantID, a.ID), Entity: entityAgent, Agent: a, SecretHash: a.SecretHash}
+	if a.Status == domain.AgentOnline && a.LastSeenAt != nil {
+		silentAt := a.LastSeenAt.Add(3 * time.Duration(a.HeartbeatIntervalSeconds) * time.Second)
+		it.GSI2PK, it.GSI2SK = dueGSI2(shardOf(a.TenantID, a.ID)), agentDueSK(a.TenantID, a.ID, silentAt)
+	}
+	return it
 }
 
 // RegisterAgent stores a new agent and its credential and uses up one use of the enrollment

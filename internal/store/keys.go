@@ -18,7 +18,7 @@ import (
 //	API key           APIKEY#k              META                TENANT#t#APIKEYS / APIKEY#k
 //	enrollment token  ENROLL#e              META                TENANT#t#ENROLL / ENROLL#e
 //	agent credential  AGENTCRED#a           META
-//	agent             TENANT#t              AGENT#a
+//	agent             TENANT#t              AGENT#a                                                   DUE#shard / silentAt#AGENT#t#a (while online)
 //	repository        TENANT#t              REPO#name
 //	policy            TENANT#t              POLICY#p
 //	policy name guard TENANT#t              POLICYNAME#name
@@ -117,6 +117,8 @@ func slotDueSK(t, p, a string, k domain.SlotKind, at time.Time) string {
 }
 
 func taskDueSK(t, id string, at time.Time) string { return dueSK(at, "TASK#"+t+"#"+id) }
+
+func agentDueSK(t, a string, at time.Time) string { return dueSK(at, "AGENT#"+t+"#"+a) }
 
 // shardOf spreads due-index entries of one tenant's policy over the shards.
 func shardOf(parts ...string) int {

@@ -64,11 +64,13 @@ func (s *Store) PutSlot(ctx context.Context, tenantID string, sl domain.Slot) er
 	return nil
 }
 
-// Due is one entry of the due index: a slot whose next run time has come, or a task the
-// scheduler must send, retry or expire. Exactly one of the two is set.
+// Due is one entry of the due index: a slot whose next run time has come, a task the scheduler
+// must send, retry or expire, or an agent that went silent. Exactly one is set.
 type Due struct {
 	Slot *domain.Slot
 	Task *domain.Task
+	// Agent is an online agent whose heartbeats have stopped for three intervals.
+	Agent *domain.Agent
 }
 
 // QueryDue returns the entries of one due-index shard that are due at or before now, oldest
@@ -100,6 +102,13 @@ func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Pag
 				return err
 			}
 			due = append(due, Due{Task: &it.Task})
+		case entityAgent:
+			var it agentItem
+			if err := unmarshal(m, &it); err != nil {
+				return err
+			}
+			a := it.domain()
+			due = append(due, Due{Agent: &a})
 		}
 		return nil
 	})
