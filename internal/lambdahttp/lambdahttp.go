@@ -101,8 +101,13 @@ func Response(rec *httptest.ResponseRecorder) events.APIGatewayV2HTTPResponse {
 }
 
 // Authorize is the Lambda REQUEST authorizer's logic (simple responses): it authenticates the
-// Authorization header and passes the principal on as context. Store failures are returned as
-// errors, which API Gateway answers with 500, rather than hidden as a denial.
+// Authorization header and passes the principal on as context.
+//
+// A request with bad credentials is let through with no principal rather than denied: HTTP APIs
+// answer an authorizer's denial with 403, and a client that sent a wrong or revoked key must get
+// 401 in the API's own error shape. The handlers refuse every request without a principal, so
+// nothing is reachable that way. Store failures are returned as errors, which API Gateway
+// answers with 500, rather than hidden as a denial.
 func Authorize(ctx context.Context, a *auth.Authenticator, ev events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error) {
 	header := ev.Headers["authorization"]
 	if header == "" {
@@ -115,7 +120,7 @@ func Authorize(ctx context.Context, a *auth.Authenticator, ev events.APIGatewayV
 	p, err := a.Authenticate(ctx, header)
 	if err != nil {
 		if isUnauthenticated(err) {
-			return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: false}, nil
+			return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: true, Context: map[string]any{}}, nil
 		}
 		return events.APIGatewayV2CustomAuthorizerSimpleResponse{}, err
 	}

@@ -1,0 +1,163 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/require"
+
+	"github.com/restic-monitor/restic-monitor/internal/auth"
+	"github.com/restic-monitor/restic-monitor/internal/dispatch"
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/httpapi"
+	"github.com/restic-monitor/restic-monitor/internal/lambdahttp"
+	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/store"
+	"github.com/restic-monitor/restic-monitor/internal/testenv"
+)
+
+// harness runs the API as API Gateway does: every request is an API Gateway v2 event, first
+// shown to the authorizer logic, then to the tenant or agent Lambda's adapter with the
+// authorizer's context — against the real store and queues on the test endpoint.
+type harness struct {
+	t      *testing.T
+	deps   httpapi.Deps
+	store  *store.Store
+	queues *queue.Manager
+	authn  *auth.Authenticator
+	api    lambdahttp.Adapter
+	agent  lambdahttp.Adapter
+	// clock is the time the API sees; tests move it.
+	clock time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	cfg := testenv.AWS(t)
+	table := testenv.Table(t, cfg)
+	h := &harness{t: t, clock: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}
+	now := func() time.Time { return h.clock }
+	st := store.New(dynamodb.NewFromConfig(cfg), table)
+	st.Now = now
+	// Each test gets its own stage, so its queues never meet another test's.
+	names := resources.Names{Stage: "t" + testenv.UniqueName("")[:8]}
+	qm := queue.New(sqs.NewFromConfig(cfg), names)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h.store, h.queues = st, qm
+	h.authn = &auth.Authenticator{Store: st, Now: now}
+	h.deps = httpapi.Deps{
+		Store: st, Queues: qm, Log: log, Now: now, Settings: httpapi.DefaultSettings(),
+		Dispatcher: &dispatch.Dispatcher{Store: st, Sender: qm, Log: log, Now: now},
+	}
+	h.api = lambdahttp.Adapter{Handler: httpapi.NewTenantHandler(h.deps)}
+	h.agent = lambdahttp.Adapter{Handler: httpapi.NewAgentHandler(h.deps)}
+	return h
+}
+
+// tenant creates a tenant with an API key of the given role and returns the key.
+func (h *harness) tenant(id string, role domain.Role) string {
+	h.t.Helper()
+	ctx := context.Background()
+	err := h.store.CreateTenant(ctx, domain.Tenant{ID: id, Name: id, CreatedAt: h.clock})
+	if err != nil && !strings.Contains(err.Error(), "conflict") {
+		require.NoError(h.t, err)
+	}
+	return h.apiKey(id, role)
+}
+
+// apiKey adds an API key of role to a tenant and returns the credential.
+func (h *harness) apiKey(tenantID string, role domain.Role) string {
+	h.t.Helper()
+	id, secret := domain.NewID(h.clock), auth.NewSecret()
+	require.NoError(h.t, h.store.CreateAPIKey(context.Background(), tenantID, domain.APIKey{
+		ID: id, Name: string(role) + "-key", Role: role, SecretHash: auth.Hash(secret), CreatedAt: h.clock,
+	}))
+	return auth.Format(auth.PrefixAPIKey, id, secret)
+}
+
+// response is what a call returned.
+type response struct {
+	Status int
+	Header map[string]string
+	Body   string
+}
+
+// JSON decodes the body into v.
+func (r response) JSON(t *testing.T, v any) {
+	t.Helper()
+	require.NoError(t, json.Unmarshal([]byte(r.Body), v), "body: %s", r.Body)
+}
+
+// ErrorFields returns the fields named by an error body.
+func (r response) ErrorFields(t *testing.T) []string {
+	t.Helper()
+	var body struct {
+		Error struct {
+			Code   string                   `json:"code"`
+			Fields []struct{ Field string } `json:"fields"`
+		} `json:"error"`
+	}
+	r.JSON(t, &body)
+	require.NotEmpty(t, body.Error.Code, "error body without code: %s", r.Body)
+	var out []string
+	for _, f := range body.Error.Fields {
+		out = append(out, f.Field)
+	}
+	return out
+}
+
+// call sends one request the way API Gateway would: the authorizer first, then the Lambda that
+// owns the path with the authorizer's context. An empty credential skips the authorizer, as API
+// Gateway does when the Authorization header is missing (it answers 401 itself on authorized
+// routes; the handlers answer the same).
+func (h *harness) call(method, path, credential string, body any) response {
+	h.t.Helper()
+	var raw string
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = b
+	default:
+		bs, err := json.Marshal(b)
+		require.NoError(h.t, err)
+		raw = string(bs)
+	}
+	rawPath, query, _ := strings.Cut(path, "?")
+	headers := map[string]string{"content-type": "application/json", "host": "api.test"}
+	ev := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RawPath: rawPath, RawQueryString: query, Headers: headers, Body: raw,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RequestID: "req-" + domain.NewID(h.clock),
+			HTTP:      events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: rawPath, SourceIP: "192.0.2.1"},
+		},
+	}
+	ctx := context.Background()
+	if credential != "" {
+		headers["authorization"] = "Bearer " + credential
+		res, err := lambdahttp.Authorize(ctx, h.authn, events.APIGatewayV2CustomAuthorizerV2Request{
+			Type: "REQUEST", RouteKey: method + " " + rawPath, Headers: map[string]string{"authorization": "Bearer " + credential},
+		})
+		require.NoError(h.t, err)
+		if !res.IsAuthorized {
+			return response{Status: http.StatusForbidden, Body: `{"message":"Forbidden"}`}
+		}
+		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{Lambda: res.Context}
+	}
+	adapter := h.api
+	if strings.HasPrefix(rawPath, "/v1/agent/") {
+		adapter = h.agent
+	}
+	out, err := adapter.Handle(ctx, ev)
+	require.NoError(h.t, err)
+	return response{Status: out.StatusCode, Header: out.Headers, Body: out.Body}
+}
