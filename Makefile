@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 RESTIC_VERSION := v0.18.1
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.6.1
 
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 export RESTIC_BIN := $(BIN)/restic
