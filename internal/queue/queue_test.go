@@ -1,0 +1,412 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/testenv"
+)
+
+// agentQueues is one test's agent, with queues named uniquely for the test and deleted after it.
+type agentQueues struct {
+	cfg           aws.Config
+	client        *sqs.Client
+	names         resources.Names
+	mgr           *queue.Manager
+	tenant, agent string
+}
+
+func newAgentQueues(t *testing.T, names resources.Names, tenant string) *agentQueues {
+	t.Helper()
+	cfg := testenv.AWS(t)
+	client := sqs.NewFromConfig(cfg)
+	a := &agentQueues{
+		cfg:    cfg,
+		client: client,
+		names:  names,
+		mgr:    queue.New(client, names),
+		tenant: tenant,
+		agent:  domain.NewID(time.Now()),
+	}
+	t.Cleanup(func() {
+		assert.NoError(t, a.mgr.Delete(context.Background(), a.tenant, a.agent), "delete queues after the test")
+	})
+	return a
+}
+
+// newAgent returns an agent of a fresh tenant in the test stage.
+func newAgent(t *testing.T) *agentQueues {
+	return newAgentQueues(t, resources.Names{Stage: "test"}, testenv.UniqueName("t"))
+}
+
+func (a *agentQueues) ensure(t *testing.T) queue.AgentQueue {
+	t.Helper()
+	q, err := a.mgr.Ensure(t.Context(), a.tenant, a.agent)
+	require.NoError(t, err)
+	return q
+}
+
+func (a *agentQueues) attributes(t *testing.T, url string) map[string]string {
+	t.Helper()
+	out, err := a.client.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll},
+	})
+	require.NoError(t, err)
+	return out.Attributes
+}
+
+func (a *agentQueues) send(t *testing.T, url string, bodies ...string) {
+	t.Helper()
+	msgs := make([]queue.Outgoing, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = queue.Outgoing{ID: fmt.Sprintf("m%d", i), Body: b}
+	}
+	failures, err := a.mgr.SendBatch(t.Context(), url, msgs)
+	require.NoError(t, err)
+	require.Empty(t, failures)
+}
+
+type initializeFunc = func(context.Context, middleware.InitializeInput, middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error)
+
+// withAPIOption returns a client for cfg with one more middleware step in every operation.
+func withAPIOption(cfg aws.Config, name string, fn initializeFunc) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc(name, fn), middleware.After)
+		})
+	})
+}
+
+func TestEnsureIsIdempotentAndRedrivesToTheAgentsDLQ(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+
+	first := a.ensure(t)
+	second := a.ensure(t)
+	require.Equal(t, first, second)
+	found, err := a.mgr.Lookup(t.Context(), a.tenant, a.agent)
+	require.NoError(t, err)
+	require.Equal(t, first, found)
+
+	name, dlqName := a.names.AgentQueueName(a.tenant, a.agent), a.names.AgentDLQName(a.tenant, a.agent)
+	assert.True(t, strings.HasSuffix(first.URL, "/"+name), "queue URL %s", first.URL)
+	assert.True(t, strings.HasSuffix(first.ARN, ":"+name), "queue ARN %s", first.ARN)
+	assert.True(t, strings.HasSuffix(first.DLQURL, "/"+dlqName), "DLQ URL %s", first.DLQURL)
+	assert.True(t, strings.HasSuffix(first.DLQARN, ":"+dlqName), "DLQ ARN %s", first.DLQARN)
+
+	attrs := a.attributes(t, first.URL)
+	var redrive struct {
+		DeadLetterTargetArn string      `json:"deadLetterTargetArn"`
+		MaxReceiveCount     json.Number `json:"maxReceiveCount"` // SQS stores a number; a string is accepted too
+	}
+	require.NoError(t, json.Unmarshal([]byte(attrs["RedrivePolicy"]), &redrive), "RedrivePolicy %q", attrs["RedrivePolicy"])
+	assert.Equal(t, first.DLQARN, redrive.DeadLetterTargetArn)
+	assert.Equal(t, strconv.Itoa(resources.MaxReceiveCount), redrive.MaxReceiveCount.String())
+	assert.Equal(t, strconv.Itoa(resources.QueueVisibilityTimeoutSeconds), attrs["VisibilityTimeout"])
+	assert.Equal(t, strconv.Itoa(resources.QueueRetentionSeconds), attrs["MessageRetentionPeriod"])
+	assert.Equal(t, strconv.Itoa(resources.DLQRetentionSeconds), a.attributes(t, first.DLQURL)["MessageRetentionPeriod"])
+}
+
+func TestEnsureUpdatesAQueueWhoseAttributesDiffer(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	q := a.ensure(t)
+	_, err := a.client.SetQueueAttributes(t.Context(), &sqs.SetQueueAttributesInput{
+		QueueUrl:   aws.String(q.URL),
+		Attributes: map[string]string{"VisibilityTimeout": "30"},
+	})
+	require.NoError(t, err)
+
+	// SQS answers CreateQueue with QueueAlreadyExists when an attribute differs from the
+	// existing queue's; not every emulator does, so the answer is given here.
+	name := a.names.AgentQueueName(a.tenant, a.agent)
+	var refused atomic.Int32
+	client := withAPIOption(a.cfg, "refuseCreate", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		if c, ok := in.Parameters.(*sqs.CreateQueueInput); ok && aws.ToString(c.QueueName) == name {
+			refused.Add(1)
+			return middleware.InitializeOutput{}, middleware.Metadata{}, &smithy.GenericAPIError{
+				Code:    "QueueAlreadyExists",
+				Message: "A queue already exists with the same name and a different value for attribute VisibilityTimeout",
+			}
+		}
+		return next.HandleInitialize(ctx, in)
+	})
+
+	got, err := queue.New(client, a.names).Ensure(t.Context(), a.tenant, a.agent)
+	require.NoError(t, err)
+	require.Equal(t, int32(1), refused.Load())
+	assert.Equal(t, q, got)
+	assert.Equal(t, strconv.Itoa(resources.QueueVisibilityTimeoutSeconds), a.attributes(t, q.URL)["VisibilityTimeout"])
+}
+
+func TestLookupOfAnAgentWithoutQueuesIsNotFound(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	_, err := a.mgr.Lookup(t.Context(), a.tenant, a.agent)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	_, err = a.mgr.DeadLetters(t.Context(), a.tenant, a.agent, 1)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+func TestDeleteIsIdempotent(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	a.ensure(t)
+
+	require.NoError(t, a.mgr.Delete(t.Context(), a.tenant, a.agent))
+	require.NoError(t, a.mgr.Delete(t.Context(), a.tenant, a.agent), "second delete")
+	// SQS may take up to a minute to forget a deleted queue.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := a.mgr.Lookup(t.Context(), a.tenant, a.agent)
+		assert.ErrorIs(c, err, domain.ErrNotFound)
+	}, 70*time.Second, 200*time.Millisecond)
+
+	never := domain.NewID(time.Now())
+	require.NoError(t, a.mgr.Delete(t.Context(), a.tenant, never), "deleting queues that never existed")
+}
+
+func TestSendBatchSendsTwentyFiveMessagesInThreeRequests(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	q := a.ensure(t)
+	var requests atomic.Int32
+	counting := withAPIOption(a.cfg, "countSendBatch", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		if _, ok := in.Parameters.(*sqs.SendMessageBatchInput); ok {
+			requests.Add(1)
+		}
+		return next.HandleInitialize(ctx, in)
+	})
+
+	msgs := make([]queue.Outgoing, 25)
+	want := map[string]string{} // body -> task attribute
+	for i := range msgs {
+		id := fmt.Sprintf("task-%02d", i)
+		msgs[i] = queue.Outgoing{ID: id, Body: "body of " + id, Attributes: map[string]string{"task": id}}
+		want[msgs[i].Body] = id
+	}
+	sentAt := time.Now()
+	failures, err := queue.New(counting, a.names).SendBatch(t.Context(), q.URL, msgs)
+	require.NoError(t, err)
+	require.Empty(t, failures)
+	require.Equal(t, int32(3), requests.Load(), "SendMessageBatch requests")
+
+	c := queue.NewConsumer(a.client, q.URL)
+	got := map[string]string{}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) < len(msgs) && time.Now().Before(deadline) {
+		received, err := c.Receive(t.Context(), queue.MaxReceiveMessages, time.Second)
+		require.NoError(t, err)
+		for _, m := range received {
+			got[m.Body] = m.Attributes["task"]
+			assert.Equal(t, 1, m.ReceiveCount)
+			assert.WithinDuration(t, sentAt, m.SentAt, time.Minute)
+			require.NoError(t, c.Delete(t.Context(), m.ReceiptHandle))
+		}
+	}
+	require.Equal(t, want, got)
+}
+
+func TestSendBatchToAMissingQueueReportsEveryMessage(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	q := a.ensure(t)
+	// A queue URL of the same shape whose queue never existed.
+	missing := strings.TrimSuffix(q.URL, a.names.AgentQueueName(a.tenant, a.agent)) +
+		a.names.AgentQueueName(a.tenant, domain.NewID(time.Now()))
+
+	msgs := make([]queue.Outgoing, 12)
+	want := make([]string, len(msgs))
+	for i := range msgs {
+		want[i] = fmt.Sprintf("m%d", i)
+		msgs[i] = queue.Outgoing{ID: want[i], Body: "b"}
+	}
+	// SQS fails the whole request (reported as domain.ErrNotFound), some emulators each entry;
+	// either way every message comes back as not sent.
+	failures, err := a.mgr.SendBatch(t.Context(), missing, msgs)
+	if err != nil {
+		require.ErrorIs(t, err, domain.ErrNotFound)
+	}
+	got := make([]string, len(failures))
+	for i, f := range failures {
+		got[i] = f.ID
+	}
+	require.ElementsMatch(t, want, got)
+}
+
+func TestReceiveReturnsAMessageSentDuringTheLongPoll(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	q := a.ensure(t)
+	c := queue.NewConsumer(a.client, q.URL)
+
+	sent := make(chan error, 1)
+	time.AfterFunc(500*time.Millisecond, func() {
+		_, err := a.mgr.SendBatch(context.Background(), q.URL, []queue.Outgoing{{ID: "late", Body: "arrived mid-wait"}})
+		sent <- err
+	})
+	start := time.Now()
+	msgs, err := c.Receive(t.Context(), 1, 10*time.Second)
+	elapsed := time.Since(start)
+	require.NoError(t, err)
+	require.NoError(t, <-sent)
+	require.Len(t, msgs, 1)
+	assert.Equal(t, "arrived mid-wait", msgs[0].Body)
+	assert.GreaterOrEqual(t, elapsed, 400*time.Millisecond, "the poll waited for the message")
+	assert.Less(t, elapsed, 3*time.Second, "the poll returned as soon as the message arrived")
+	require.NoError(t, c.Delete(t.Context(), msgs[0].ReceiptHandle))
+}
+
+func TestReceiveReturnsNothingWhenTheWaitEnds(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	c := queue.NewConsumer(a.client, a.ensure(t).URL)
+
+	start := time.Now()
+	msgs, err := c.Receive(t.Context(), queue.MaxReceiveMessages, time.Second)
+	elapsed := time.Since(start)
+	require.NoError(t, err)
+	assert.Empty(t, msgs)
+	assert.GreaterOrEqual(t, elapsed, 900*time.Millisecond)
+	assert.Less(t, elapsed, 5*time.Second)
+}
+
+func TestReceiveEndsWhenTheContextIsCancelled(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	c := queue.NewConsumer(a.client, a.ensure(t).URL)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	msgs, err := c.Receive(ctx, 1, queue.MaxReceiveWait)
+	elapsed := time.Since(start)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, msgs)
+	assert.Less(t, elapsed, 2*time.Second, "a 20 s poll ended soon after cancellation")
+}
+
+func TestExtendVisibilityKeepsAMessageHiddenPastItsTimeout(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	q := a.ensure(t)
+	// A one-second timeout instead of the real five minutes keeps the test short.
+	_, err := a.client.SetQueueAttributes(t.Context(), &sqs.SetQueueAttributesInput{
+		QueueUrl:   aws.String(q.URL),
+		Attributes: map[string]string{"VisibilityTimeout": "1"},
+	})
+	require.NoError(t, err)
+	a.send(t, q.URL, "long backup")
+	c := queue.NewConsumer(a.client, q.URL)
+
+	msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 4*time.Second))
+
+	time.Sleep(1500 * time.Millisecond) // past the queue's own timeout
+	again, err := c.Receive(t.Context(), 1, time.Second)
+	require.NoError(t, err)
+	require.Empty(t, again, "the extended message stayed hidden")
+
+	// A zero extension hands the message back at once.
+	require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 0))
+	again, err = c.Receive(t.Context(), 1, 2*time.Second)
+	require.NoError(t, err)
+	require.Len(t, again, 1)
+	assert.Equal(t, msgs[0].ID, again[0].ID)
+	assert.Equal(t, 2, again[0].ReceiveCount)
+	require.NoError(t, c.Delete(t.Context(), again[0].ReceiptHandle))
+}
+
+func TestADeletedMessageIsNoLongerInFlight(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	q := a.ensure(t)
+	a.send(t, q.URL, "done")
+	c := queue.NewConsumer(a.client, q.URL)
+
+	msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.NoError(t, c.Delete(t.Context(), msgs[0].ReceiptHandle))
+
+	err = c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, time.Minute)
+	require.ErrorIs(t, err, queue.ErrNotInFlight)
+	msgs, err = c.Receive(t.Context(), 1, time.Second)
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+}
+
+func TestAMessageNeverDeletedMovesToTheDLQ(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	q := a.ensure(t)
+	a.send(t, q.URL, "poison")
+	c := queue.NewConsumer(a.client, q.URL)
+
+	var id string
+	for i := 1; i <= resources.MaxReceiveCount; i++ {
+		msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
+		require.NoError(t, err)
+		require.Len(t, msgs, 1, "receive %d", i)
+		require.Equal(t, i, msgs[0].ReceiveCount)
+		id = msgs[0].ID
+		require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 0), "hand back after receive %d", i)
+	}
+
+	msgs, err := c.Receive(t.Context(), 1, time.Second)
+	require.NoError(t, err)
+	require.Empty(t, msgs, "the message left the task queue")
+
+	var dead []queue.Message
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		dead, err = a.mgr.DeadLetters(t.Context(), a.tenant, a.agent, queue.MaxReceiveMessages)
+		require.NoError(ct, err)
+		require.Len(ct, dead, 1)
+	}, 20*time.Second, 100*time.Millisecond)
+	assert.Equal(t, id, dead[0].ID)
+	assert.Equal(t, "poison", dead[0].Body)
+
+	// Reading dead letters leaves them where they are.
+	again, err := a.mgr.DeadLetters(t.Context(), a.tenant, a.agent, queue.MaxReceiveMessages)
+	require.NoError(t, err)
+	require.Len(t, again, 1)
+	assert.Equal(t, id, again[0].ID)
+}
+
+func TestQueueNamesFitTheLimitForTheLongestStageAndTenant(t *testing.T) {
+	t.Parallel()
+	stage := "abcdefghij"
+	tenant := testenv.UniqueName("t" + strings.Repeat("0", 19))
+	require.True(t, resources.ValidStage(stage))
+	require.Len(t, tenant, 32)
+	require.True(t, domain.ValidTenantID(tenant))
+	a := newAgentQueues(t, resources.Names{Stage: stage}, tenant)
+
+	q := a.ensure(t)
+	dlqName := a.names.AgentDLQName(a.tenant, a.agent)
+	assert.LessOrEqual(t, len(dlqName), 80, "%s", dlqName)
+	assert.True(t, strings.HasSuffix(q.DLQURL, "/"+dlqName), "DLQ URL %s", q.DLQURL)
+	found, err := a.mgr.Lookup(t.Context(), a.tenant, a.agent)
+	require.NoError(t, err)
+	assert.Equal(t, q, found)
+}
