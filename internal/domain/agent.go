@@ -58,7 +58,7 @@ func (l Limits) check(fe *fieldErrors, prefix string) {
 	sort.Strings(types)
 	for _, t := range types {
 		n := l.PerType[TaskType(t)]
-		field := prefix + ".perType." + t
+		field := keyField(prefix+".perType", t)
 		switch TaskType(t) {
 		case TaskBackup, TaskCheck, TaskPrune:
 		default:
@@ -88,6 +88,9 @@ func checkBandwidth(fe *fieldErrors, field string, kbps int) {
 		fe.add(field, "must be between 0 (unlimited) and %d KiB/s", MaxBandwidthKbps)
 	}
 }
+
+// MaxDisks is the most mounts one agent reports.
+const MaxDisks = 64
 
 // Agent is one host running the restic-monitor agent.
 type Agent struct {
@@ -129,13 +132,14 @@ func (a Agent) Validate() error {
 	if !a.Status.Valid() {
 		fe.add("status", "must be online or offline")
 	}
-	if len(a.Disks) > 64 {
-		fe.add("disks", "at most 64 mounts")
-	}
-	for i, d := range a.Disks {
-		checkText(&fe, fmt.Sprintf("disks[%d].mount", i), d.Mount, 1, 1024)
-		if d.FreeBytes > d.TotalBytes {
-			fe.add(fmt.Sprintf("disks[%d].freeBytes", i), "must not exceed totalBytes")
+	if len(a.Disks) > MaxDisks {
+		fe.add("disks", "at most %d mounts (got %d)", MaxDisks, len(a.Disks))
+	} else {
+		for i, d := range a.Disks {
+			checkText(&fe, fmt.Sprintf("disks[%d].mount", i), d.Mount, 1, 1024)
+			if d.FreeBytes > d.TotalBytes {
+				fe.add(fmt.Sprintf("disks[%d].freeBytes", i), "must not exceed totalBytes")
+			}
 		}
 	}
 	a.Limits.check(&fe, "limits")
@@ -187,9 +191,9 @@ func checkLabels(fe *fieldErrors, field string, labels map[string]string) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !labelKeyPattern.MatchString(k) {
-			fe.add(field+"."+k, "label keys are 1–63 letters, digits, '.', '_', '/', '-', starting and ending with a letter or digit")
+			fe.add(keyField(field, k), "label keys are 1–63 letters, digits, '.', '_', '/', '-', starting and ending with a letter or digit")
 			continue
 		}
-		checkText(fe, field+"."+k, labels[k], 0, 253)
+		checkText(fe, keyField(field, k), labels[k], 0, 253)
 	}
 }

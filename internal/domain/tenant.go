@@ -31,8 +31,11 @@ const (
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool { return r == RoleAdmin || r == RoleOperator || r == RoleViewer }
 
-// Allows reports whether a principal with role r may act with the required role.
-func (r Role) Allows(required Role) bool { return r.rank() >= required.rank() && r.Valid() }
+// Allows reports whether a principal with role r may act with the required role. An unknown role
+// allows nothing and an unknown requirement is met by nobody, so a typo never opens a door.
+func (r Role) Allows(required Role) bool {
+	return r.Valid() && required.Valid() && r.rank() >= required.rank()
+}
 
 func (r Role) rank() int {
 	switch r {
@@ -98,6 +101,9 @@ func (e EnrollmentToken) Validate() error {
 	checkText(&fe, "description", e.Description, 0, 200)
 	if e.MaxUses < 1 || e.MaxUses > MaxEnrollmentTokenUses {
 		fe.add("maxUses", "must be between 1 and %d", MaxEnrollmentTokenUses)
+	}
+	if e.Uses < 0 || (e.Uses > e.MaxUses && e.MaxUses >= 1) {
+		fe.add("uses", "must be between 0 and maxUses (%d), got %d", e.MaxUses, e.Uses)
 	}
 	if ttl := e.ExpiresAt.Sub(e.CreatedAt); ttl <= 0 || ttl > MaxEnrollmentTokenTTL {
 		fe.add("expiresAt", "must be after creation and at most 30 days later")

@@ -1,12 +1,14 @@
 package domain
 
 import (
+	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// checkText validates a free-text field: valid UTF-8, no control characters, and a length
-// (in characters) between min and max.
+// checkText validates a free-text field: valid UTF-8, no control characters, not only blanks when
+// required, and a length (in characters) between minLen and maxLen.
 func checkText(fe *fieldErrors, field, s string, minLen, maxLen int) {
 	if !utf8.ValidString(s) {
 		fe.add(field, "must be valid UTF-8")
@@ -14,11 +16,11 @@ func checkText(fe *fieldErrors, field, s string, minLen, maxLen int) {
 	}
 	n := utf8.RuneCountInString(s)
 	switch {
-	case n < minLen && minLen == 1:
+	case n == 0 && minLen > 0:
 		fe.add(field, "must not be empty")
 		return
 	case n < minLen:
-		fe.add(field, "must be at least %d characters long", minLen)
+		fe.add(field, "must be at least %d characters long (got %d)", minLen, n)
 		return
 	case n > maxLen:
 		fe.add(field, "must be at most %d characters long (got %d)", maxLen, n)
@@ -26,6 +28,10 @@ func checkText(fe *fieldErrors, field, s string, minLen, maxLen int) {
 	}
 	if hasControl(s) {
 		fe.add(field, "must not contain control characters")
+		return
+	}
+	if minLen > 0 && strings.TrimSpace(s) == "" {
+		fe.add(field, "must not be blank")
 	}
 }
 
@@ -36,4 +42,20 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// keyField is the JSON path of one key of a map field. The key is quoted, so keys holding dots,
+// slashes or control characters cannot blur the path.
+func keyField(field, key string) string {
+	return field + "[" + quoteShort(key) + "]"
+}
+
+// quoteShort quotes user input for a reason or a path, shortened so that a huge value cannot
+// blow up the error that repeats it.
+func quoteShort(s string) string {
+	const maxShown = 64
+	if utf8.RuneCountInString(s) > maxShown {
+		s = string([]rune(s)[:maxShown]) + "…"
+	}
+	return strconv.Quote(s)
 }
