@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +45,17 @@ func (r Repository) Validate() error {
 	var fe fieldErrors
 	checkName(&fe, "name", r.Name)
 	checkText(&fe, "description", r.Description, 0, 500)
+	switch {
+	case r.Backend == "":
+		fe.add("backend", "must not be empty")
+	case !slices.Contains(Backends, r.Backend):
+		fe.add("backend", "must be one of local, sftp, s3, rest-server, b2, azure, gs, rclone")
+	}
+	before := len(fe)
 	checkText(&fe, "location", r.Location, 1, 1024)
-	if len(fe) == 0 || fe[len(fe)-1].Field != "location" {
+	// The backend decides what a location must look like; without a known backend, or when the
+	// text is already unusable, a second message about the same location would only repeat it.
+	if len(fe) == before && slices.Contains(Backends, r.Backend) {
 		checkLocation(&fe, r.Backend, r.Location)
 	}
 	return fe.err()
@@ -88,60 +98,98 @@ func checkLocation(fe *fieldErrors, b Backend, loc string) {
 	case BackendRESTServer:
 		rest, ok := strings.CutPrefix(loc, "rest:")
 		u, err := url.Parse(rest)
-		if !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		switch {
+		case !ok || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "":
 			fe.add(field, "a rest-server repository is rest:http://host[:port]/path or rest:https://...")
-		} else if !validPort(u.Port(), true) {
+		case hasPassword(u):
+			fe.add(field, noSecret)
+		case !validPort(u.Port(), true):
 			fe.add(field, "port must be between 1 and 65535")
 		}
-	case BackendB2, BackendGS:
-		bucket, ok := strings.CutPrefix(loc, string(b)+":")
-		bucket, _, _ = strings.Cut(bucket, ":")
-		if !ok || bucket == "" {
-			fe.add(field, "a %s repository is %s:bucket:/path", b, b)
+	case BackendB2:
+		// restic: b2:bucket[:path]
+		rest, ok := strings.CutPrefix(loc, "b2:")
+		bucket, _, _ := strings.Cut(rest, ":")
+		switch {
+		case !ok || bucket == "":
+			fe.add(field, "a b2 repository is b2:bucket:path")
+		case !b2BucketPattern.MatchString(bucket):
+			fe.add(field, "bucket %s must be 6–50 letters, digits or '-'", quoteShort(bucket))
+		}
+	case BackendGS:
+		// restic: gs:bucket:/path; the colon is required.
+		rest, ok := strings.CutPrefix(loc, "gs:")
+		bucket, _, colon := strings.Cut(rest, ":")
+		switch {
+		case !ok || !colon || bucket == "":
+			fe.add(field, "a gs repository is gs:bucket:/path")
+		case !gsBucketPattern.MatchString(bucket) || (len(bucket) > 63 && !strings.Contains(bucket, ".")):
+			fe.add(field, "bucket %s must be 3–63 lowercase letters, digits, '-', '_' or '.', starting and ending with a letter or digit", quoteShort(bucket))
 		}
 	case BackendAzure:
-		container, ok := strings.CutPrefix(loc, "azure:")
-		container, _, _ = strings.Cut(container, ":")
-		if !ok || container == "" {
+		// restic: azure:container:/path; the colon is required.
+		rest, ok := strings.CutPrefix(loc, "azure:")
+		container, _, colon := strings.Cut(rest, ":")
+		switch {
+		case !ok || !colon || container == "":
 			fe.add(field, "an azure repository is azure:container:/path")
+		case len(container) < 3 || len(container) > 63 || !azureContainerPattern.MatchString(container):
+			fe.add(field, "container %s must be 3–63 lowercase letters, digits or single inner hyphens", quoteShort(container))
 		}
 	case BackendRclone:
 		remote, ok := strings.CutPrefix(loc, "rclone:")
 		if !ok || !strings.Contains(remote, ":") || strings.HasPrefix(remote, ":") {
 			fe.add(field, "an rclone repository is rclone:remote:path")
 		}
-	case "":
-		fe.add("backend", "must not be empty")
-	default:
-		fe.add("backend", "must be one of local, sftp, s3, rest-server, b2, azure, gs, rclone")
 	}
+}
+
+var (
+	b2BucketPattern       = regexp.MustCompile(`^[A-Za-z0-9-]{6,50}$`)
+	gsBucketPattern       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
+	azureContainerPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+)
+
+// noSecret is the reason given when a location carries a password: a repository holds no secret,
+// the agent's configuration does.
+const noSecret = "must not contain a password: put credentials in the agent's configuration"
+
+func hasPassword(u *url.URL) bool {
+	_, set := u.User.Password()
+	return set
 }
 
 // checkSFTP accepts restic's two forms: sftp:user@host:/path and sftp://user@host:port//path.
 func checkSFTP(fe *fieldErrors, loc string) {
 	const field = "location"
+	const form = "an sftp repository is sftp:user@host:/path or sftp://user@host:port//path"
 	var user, host, port, path string
 	switch {
 	case strings.HasPrefix(loc, "sftp://"):
 		u, err := url.Parse(loc)
 		if err != nil {
-			fe.add(field, "not a valid sftp URL")
+			fe.add(field, "not a valid sftp URL: %s", form)
+			return
+		}
+		if hasPassword(u) {
+			fe.add(field, noSecret)
 			return
 		}
 		user, host, port, path = u.User.Username(), u.Hostname(), u.Port(), u.Path
 	case strings.HasPrefix(loc, "sftp:"):
-		rest := strings.TrimPrefix(loc, "sftp:")
+		// As restic does: the path starts after the first colon, and the user ends at the last
+		// '@' before it, so a path may contain '@' and ':'.
 		var ok bool
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			user, rest = rest[:at], rest[at+1:]
-		}
-		host, path, ok = strings.Cut(rest, ":")
+		host, path, ok = strings.Cut(strings.TrimPrefix(loc, "sftp:"), ":")
 		if !ok {
-			fe.add(field, "an sftp repository is sftp:user@host:/path or sftp://user@host:port//path")
+			fe.add(field, form)
 			return
 		}
+		if at := strings.LastIndex(host, "@"); at >= 0 {
+			user, host = host[:at], host[at+1:]
+		}
 	default:
-		fe.add(field, "an sftp repository is sftp:user@host:/path or sftp://user@host:port//path")
+		fe.add(field, form)
 		return
 	}
 	if user == "" {
@@ -166,7 +214,9 @@ func validPort(p string, optional bool) bool {
 	return err == nil && n >= 1 && n <= 65535
 }
 
-// checkS3 accepts s3:host/bucket[/prefix], s3:https://host/bucket[/prefix] and s3://bucket[/prefix].
+// checkS3 accepts restic's forms s3:host/bucket[/prefix], s3://host/bucket[/prefix] and
+// s3:https://host/bucket[/prefix]. As in restic, the first part after s3: or s3:// is the
+// endpoint, never the bucket.
 func checkS3(fe *fieldErrors, loc string) {
 	const field = "location"
 	rest, ok := strings.CutPrefix(loc, "s3:")
@@ -176,12 +226,14 @@ func checkS3(fe *fieldErrors, loc string) {
 	}
 	var bucket string
 	switch {
-	case strings.HasPrefix(rest, "//"):
-		bucket, _, _ = strings.Cut(strings.TrimPrefix(rest, "//"), "/")
 	case strings.HasPrefix(rest, "http://") || strings.HasPrefix(rest, "https://"):
 		u, err := url.Parse(rest)
-		if err != nil || u.Host == "" {
+		if err != nil || u.Hostname() == "" {
 			fe.add(field, "not a valid s3 endpoint URL")
+			return
+		}
+		if hasPassword(u) {
+			fe.add(field, noSecret)
 			return
 		}
 		if !validPort(u.Port(), true) {
@@ -189,15 +241,19 @@ func checkS3(fe *fieldErrors, loc string) {
 		}
 		bucket, _, _ = strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
 	default:
-		_, after, found := strings.Cut(rest, "/")
+		endpoint, after, found := strings.Cut(strings.TrimPrefix(rest, "//"), "/")
+		if endpoint == "" {
+			fe.add(field, "an s3 repository needs an endpoint: s3:s3.amazonaws.com/bucket")
+			return
+		}
 		if !found {
-			fe.add(field, "an s3 repository needs a bucket: s3:host/bucket")
+			fe.add(field, "no bucket after the endpoint %s: restic reads s3:endpoint/bucket[/prefix], such as s3:s3.amazonaws.com/my-bucket", quoteShort(endpoint))
 			return
 		}
 		bucket, _, _ = strings.Cut(after, "/")
 	}
 	if reason := s3BucketProblem(bucket); reason != "" {
-		fe.add(field, "bucket %q %s", bucket, reason)
+		fe.add(field, "bucket %s %s", quoteShort(bucket), reason)
 	}
 }
 
@@ -206,6 +262,8 @@ var bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`)
 // s3BucketProblem applies S3's general-purpose bucket naming rules.
 func s3BucketProblem(b string) string {
 	switch {
+	case b == "":
+		return "is missing: name a bucket after the endpoint"
 	case len(b) < 3 || len(b) > 63:
 		return "must be 3–63 characters long"
 	case !bucketPattern.MatchString(b):
@@ -214,9 +272,10 @@ func s3BucketProblem(b string) string {
 		return "must not contain two adjacent periods"
 	case net.ParseIP(b) != nil:
 		return "must not look like an IP address"
-	case strings.HasPrefix(b, "xn--") || strings.HasPrefix(b, "sthree-"):
+	case strings.HasPrefix(b, "xn--") || strings.HasPrefix(b, "sthree-") || strings.HasPrefix(b, "amzn-s3-demo-"):
 		return "must not start with a reserved prefix"
-	case strings.HasSuffix(b, "-s3alias") || strings.HasSuffix(b, "--ol-s3"):
+	case strings.HasSuffix(b, "-s3alias") || strings.HasSuffix(b, "--ol-s3") || strings.HasSuffix(b, ".mrap") ||
+		strings.HasSuffix(b, "--x-s3") || strings.HasSuffix(b, "--table-s3"):
 		return "must not end with a reserved suffix"
 	}
 	return ""
