@@ -2,10 +2,14 @@ package domain
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	// Timezones are validated here and applied by the scheduler; Lambda's runtime image has no
+	// zoneinfo, so without the embedded database every zone but UTC would be "unknown".
+	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
 )
@@ -34,6 +38,10 @@ func ParseCron(expr string) (cron.Schedule, error) {
 	return cronParser.Parse(expr)
 }
 
+// MaxCronLength bounds a cron expression; real ones are far shorter, and the parser's complaint
+// repeats the expression.
+const MaxCronLength = 256
+
 // MinInterval is the shortest fixed interval a schedule may have.
 const MinInterval = time.Minute
 
@@ -50,6 +58,8 @@ func (s Schedule) check(fe *fieldErrors, prefix string) {
 		fe.add(prefix, "set either cron or interval")
 	case s.Cron != "" && s.Interval != "":
 		fe.add(prefix, "set either cron or interval, not both")
+	case len(s.Cron) > MaxCronLength:
+		fe.add(prefix+".cron", "must be at most %d characters long", MaxCronLength)
 	case s.Cron != "":
 		if _, err := ParseCron(s.Cron); err != nil {
 			fe.add(prefix+".cron", "not a valid cron expression (5 fields or @hourly, @daily, @weekly, @monthly, @yearly): %v", err)
@@ -67,7 +77,7 @@ func (s Schedule) check(fe *fieldErrors, prefix string) {
 	}
 	if s.Timezone != "" {
 		if _, err := time.LoadLocation(s.Timezone); err != nil || s.Timezone == "Local" {
-			fe.add(prefix+".timezone", "unknown IANA timezone %q", s.Timezone)
+			fe.add(prefix+".timezone", "unknown IANA timezone %s (such as Europe/Berlin or UTC)", quoteShort(s.Timezone))
 		}
 	}
 	if s.Spread != "" {
@@ -92,6 +102,15 @@ func (s Schedule) Location() *time.Location {
 
 var durationPart = regexp.MustCompile(`(\d+)([smhdwy])`)
 
+var durationUnits = map[string]time.Duration{
+	"s": time.Second,
+	"m": time.Minute,
+	"h": time.Hour,
+	"d": 24 * time.Hour,
+	"w": 7 * 24 * time.Hour,
+	"y": 365 * 24 * time.Hour,
+}
+
 // ParseDuration reads durations like 90s, 30m, 6h, 1d, 2w or 1d12h (d = 24h, w = 7d, y = 365d).
 func ParseDuration(s string) (time.Duration, error) {
 	if s == "" {
@@ -108,7 +127,10 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil || n > 1_000_000 {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
-		unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "y": 365 * 24 * time.Hour}[s[m[4]:m[5]]]
+		unit := durationUnits[s[m[4]:m[5]]]
+		if n > int64(math.MaxInt64/unit) || time.Duration(n)*unit > math.MaxInt64-total {
+			return 0, fmt.Errorf("duration %q is too long", s)
+		}
 		total += time.Duration(n) * unit
 		pos = m[1]
 	}
@@ -130,36 +152,52 @@ type Retention struct {
 	KeepTags    []string `json:"keepTags,omitempty"`
 }
 
-var keepWithinPattern = regexp.MustCompile(`^(\d+y)?(\d+m)?(\d+d)?(\d+h)?$`)
+// keepWithinPattern is restic's duration for --keep-within, in its canonical order (m = months).
+// Every part is optional, so the empty string matches too: callers must reject it.
+var keepWithinPattern = regexp.MustCompile(`^(\d{1,6}y)?(\d{1,6}m)?(\d{1,6}d)?(\d{1,6}h)?$`)
+
+// keepWithinProblem says what is wrong with a keep-within duration, or "" when restic accepts it
+// and it keeps something.
+func keepWithinProblem(s string) string {
+	if s == "" || !keepWithinPattern.MatchString(s) {
+		return "must be a restic duration such as 30d, 1y6m or 12h (y, m = months, d, h, in that order)"
+	}
+	if strings.Trim(s, "0ymdh") == "" {
+		return "must keep a span longer than zero"
+	}
+	return ""
+}
 
 func (r Retention) check(fe *fieldErrors, prefix string) {
 	counts := []struct {
 		name string
 		n    int
 	}{{"keepLast", r.KeepLast}, {"keepHourly", r.KeepHourly}, {"keepDaily", r.KeepDaily}, {"keepWeekly", r.KeepWeekly}, {"keepMonthly", r.KeepMonthly}, {"keepYearly", r.KeepYearly}}
-	any := false
+	// set tracks whether any rule was given, valid or not: a rule that is merely wrong is
+	// reported on its own field, not also as "no rule at all".
+	set := false
 	for _, c := range counts {
+		if c.n != 0 {
+			set = true
+		}
 		switch {
 		case c.n < 0:
 			fe.add(prefix+"."+c.name, "must be a positive number")
 		case c.n > 100000:
 			fe.add(prefix+"."+c.name, "must be at most 100000")
-		case c.n > 0:
-			any = true
 		}
 	}
 	if r.KeepWithin != "" {
-		if !keepWithinPattern.MatchString(r.KeepWithin) || r.KeepWithin == "" {
-			fe.add(prefix+".keepWithin", "must be a restic duration such as 30d, 1y6m or 12h")
-		} else {
-			any = true
+		set = true
+		if reason := keepWithinProblem(r.KeepWithin); reason != "" {
+			fe.add(prefix+".keepWithin", "%s", reason)
 		}
 	}
 	if len(r.KeepTags) > 0 {
-		any = true
+		set = true
 		checkTags(fe, prefix+".keepTags", r.KeepTags)
 	}
-	if !any {
+	if !set {
 		fe.add(prefix, "set at least one rule (keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly, keepWithin or keepTags)")
 	}
 }
@@ -214,7 +252,40 @@ func (p Policy) Retries() int {
 	return *p.MaxRetries
 }
 
-var readDataSubsetPattern = regexp.MustCompile(`^(\d+/\d+|\d+(\.\d+)?%|\d+[KMGT]?)$`)
+var (
+	subsetFraction   = regexp.MustCompile(`^(\d{1,9})/(\d{1,9})$`)
+	subsetPercentage = regexp.MustCompile(`^(\d{1,3}(?:\.\d{1,6})?)%$`)
+	subsetSize       = regexp.MustCompile(`^(\d{1,15})[KMGTkmgt]?$`)
+)
+
+// readDataSubsetProblem applies the rules restic check applies to --read-data-subset, so a policy
+// never schedules a check that restic refuses: n/t with 1 ≤ n ≤ t, a percentage above 0 and at
+// most 100, or a size above zero.
+func readDataSubsetProblem(s string) string {
+	const form = "must be n/t (such as 1/5), a percentage (such as 10%) or a size (such as 500M)"
+	if m := subsetFraction.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		t, _ := strconv.Atoi(m[2])
+		if n < 1 || n > t {
+			return fmt.Sprintf("in n/t, n must be between 1 and t (got %s)", s)
+		}
+		return ""
+	}
+	if m := subsetPercentage.FindStringSubmatch(s); m != nil {
+		p, _ := strconv.ParseFloat(m[1], 64)
+		if p <= 0 || p > 100 {
+			return fmt.Sprintf("a percentage must be above 0%% and at most 100%% (got %s)", s)
+		}
+		return ""
+	}
+	if m := subsetSize.FindStringSubmatch(s); m != nil {
+		if strings.Trim(m[1], "0") == "" {
+			return "a size must be above zero"
+		}
+		return ""
+	}
+	return form
+}
 
 // Validate checks a policy before it is stored, reporting every invalid field at once.
 func (p Policy) Validate() error {
@@ -240,7 +311,7 @@ func (p Policy) Validate() error {
 			case len(path) > 4096:
 				fe.add(field, "must be at most 4096 bytes")
 			case !isAbsPath(path):
-				fe.add(field, "must be an absolute path (/data or C:\\data), got %q", path)
+				fe.add(field, "must be an absolute path (/data or C:\\data), got %s", quoteShort(path))
 			}
 		}
 	}
@@ -263,8 +334,10 @@ func (p Policy) Validate() error {
 	if p.CheckSchedule != nil {
 		p.CheckSchedule.check(&fe, "checkSchedule")
 	}
-	if p.CheckReadDataSubset != "" && !readDataSubsetPattern.MatchString(p.CheckReadDataSubset) {
-		fe.add("checkReadDataSubset", "must be n/t (such as 1/5), a percentage (such as 10%%) or a size (such as 500M)")
+	if p.CheckReadDataSubset != "" {
+		if reason := readDataSubsetProblem(p.CheckReadDataSubset); reason != "" {
+			fe.add("checkReadDataSubset", "%s", reason)
+		}
 	}
 	if p.MaxRetries != nil && (*p.MaxRetries < 0 || *p.MaxRetries > 20) {
 		fe.add("maxRetries", "must be between 0 and 20")
@@ -292,8 +365,9 @@ func checkTags(fe *fieldErrors, field string, tags []string) {
 	}
 	for i, t := range tags {
 		f := fmt.Sprintf("%s[%d]", field, i)
+		before := len(*fe)
 		checkText(fe, f, t, 1, 128)
-		if t != "" && !hasControl(t) && !tagPattern.MatchString(t) {
+		if len(*fe) == before && !tagPattern.MatchString(t) {
 			fe.add(f, "must not contain spaces or commas")
 		}
 	}

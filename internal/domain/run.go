@@ -82,14 +82,22 @@ func (c LogChunk) Validate() error {
 	if c.Seq < 0 || c.Seq > MaxLogSeq {
 		fe.add("seq", "must be between 0 and %d", int64(MaxLogSeq))
 	}
-	if len(c.Lines) == 0 {
+	size := 0
+	for _, l := range c.Lines {
+		size += len(l)
+	}
+	switch {
+	case len(c.Lines) == 0:
 		fe.add("lines", "must not be empty")
+	case len(c.Lines) > MaxLogChunkLines:
+		fe.add("lines", "at most %d lines per chunk (got %d)", MaxLogChunkLines, len(c.Lines))
+	case size > MaxLogChunkBytes:
+		// Measured, not taken from Bytes: the stored item must stay under DynamoDB's item size
+		// whatever the sender claims.
+		fe.add("lines", "at most %d bytes per chunk (got %d)", MaxLogChunkBytes, size)
 	}
-	if len(c.Lines) > MaxLogChunkLines {
-		fe.add("lines", "at most %d lines per chunk", MaxLogChunkLines)
-	}
-	if c.Bytes > MaxLogChunkBytes {
-		fe.add("lines", "at most %d bytes per chunk", MaxLogChunkBytes)
+	if c.Bytes < 0 || c.Bytes > MaxLogChunkBytes {
+		fe.add("bytes", "must be between 0 and %d", MaxLogChunkBytes)
 	}
 	return fe.err()
 }

@@ -58,9 +58,11 @@ func (s TaskStatus) Final() bool {
 func (s TaskStatus) Active() bool { return s == TaskPending || s == TaskQueued || s == TaskRunning }
 
 // transitions is the task state machine: for each target, the states it may be reached from.
+// pending → running covers a crash between sending the message and recording "queued".
+// running → running is absent on purpose: a redelivered message must not start a second run.
 var transitions = map[TaskStatus][]TaskStatus{
 	TaskQueued:    {TaskPending, TaskRetrying},
-	TaskRunning:   {TaskQueued, TaskRunning, TaskPending},
+	TaskRunning:   {TaskQueued, TaskPending},
 	TaskRetrying:  {TaskRunning, TaskQueued},
 	TaskSucceeded: {TaskRunning},
 	TaskPartial:   {TaskRunning},
@@ -69,8 +71,9 @@ var transitions = map[TaskStatus][]TaskStatus{
 	TaskExpired:   {TaskPending, TaskQueued, TaskRetrying},
 }
 
-// AllowedFrom returns the states from which a task may move to s.
-func AllowedFrom(s TaskStatus) []TaskStatus { return transitions[s] }
+// AllowedFrom returns the states from which a task may move to s. The slice is the caller's own:
+// changing it cannot change the state machine.
+func AllowedFrom(s TaskStatus) []TaskStatus { return slices.Clone(transitions[s]) }
 
 // CanTransition reports whether a task may move from one state to another.
 func CanTransition(from, to TaskStatus) bool { return slices.Contains(transitions[to], from) }
@@ -150,7 +153,7 @@ func (t Task) Validate() error {
 		if t.Params.SnapshotID == "" || len(t.Params.SnapshotID) > 64 || hasControl(t.Params.SnapshotID) {
 			fe.add("params.snapshotId", "a restore needs the snapshot ID (or \"latest\")")
 		}
-		if !isAbsPath(t.Params.Target) {
+		if !isAbsPath(t.Params.Target) || hasControl(t.Params.Target) {
 			fe.add("params.target", "a restore needs an absolute target directory")
 		}
 		if len(t.Params.IncludePaths) > MaxPolicyPaths {
@@ -160,8 +163,10 @@ func (t Task) Validate() error {
 			checkText(&fe, "params.includePaths["+itoa(i)+"]", p, 1, 4096)
 		}
 	}
-	if t.Params.ReadDataSubset != "" && !readDataSubsetPattern.MatchString(t.Params.ReadDataSubset) {
-		fe.add("params.readDataSubset", "must be n/t, a percentage or a size")
+	if t.Params.ReadDataSubset != "" {
+		if reason := readDataSubsetProblem(t.Params.ReadDataSubset); reason != "" {
+			fe.add("params.readDataSubset", "%s", reason)
+		}
 	}
 	return fe.err()
 }
