@@ -1,0 +1,135 @@
+// Package app wires the control plane together from its configuration: it reads the
+// environment once, loads the AWS configuration and builds the store, queues, dispatcher and
+// API dependencies that a Lambda (at cold start) or the local stack (at start) then serves.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/restic-monitor/restic-monitor/internal/auth"
+	"github.com/restic-monitor/restic-monitor/internal/dispatch"
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/store"
+)
+
+// Config is the deployment's configuration, from the environment.
+type Config struct {
+	Table  string // RM_TABLE
+	Stage  string // RM_STAGE
+	Tenant string // RM_TENANT, empty for the shared multi-tenant deployment
+	// AgentRoleARN is the role agents' queue credentials come from (RM_AGENT_ROLE_ARN).
+	AgentRoleARN string
+	// LogRetention is how long run logs are kept (RM_LOG_RETENTION_DAYS, default 30).
+	LogRetention time.Duration
+	// HeartbeatInterval is how often agents report (RM_HEARTBEAT_SECONDS, default 60).
+	HeartbeatInterval time.Duration
+	LogLevel          slog.Level // LOG_LEVEL: debug, info, warn, error
+}
+
+// FromEnv reads the configuration and reports every missing or invalid variable at once.
+func FromEnv(getenv func(string) string) (Config, error) {
+	var problems []string
+	c := Config{
+		Table:             getenv("RM_TABLE"),
+		Stage:             getenv("RM_STAGE"),
+		Tenant:            getenv("RM_TENANT"),
+		AgentRoleARN:      getenv("RM_AGENT_ROLE_ARN"),
+		LogRetention:      30 * 24 * time.Hour,
+		HeartbeatInterval: time.Minute,
+	}
+	if c.Table == "" {
+		problems = append(problems, "RM_TABLE is required")
+	}
+	if !resources.ValidStage(c.Stage) {
+		problems = append(problems, "RM_STAGE must be 1–10 lowercase letters and digits")
+	}
+	if c.Tenant != "" && !domain.ValidTenantID(c.Tenant) {
+		problems = append(problems, "RM_TENANT must be a tenant ID")
+	}
+	if v := getenv("RM_LOG_RETENTION_DAYS"); v != "" {
+		days, err := strconv.Atoi(v)
+		if err != nil || days < 1 || days > 3650 {
+			problems = append(problems, "RM_LOG_RETENTION_DAYS must be 1–3650")
+		}
+		c.LogRetention = time.Duration(days) * 24 * time.Hour
+	}
+	if v := getenv("RM_HEARTBEAT_SECONDS"); v != "" {
+		s, err := strconv.Atoi(v)
+		if err != nil || s < 5 || s > 3600 {
+			problems = append(problems, "RM_HEARTBEAT_SECONDS must be 5–3600")
+		}
+		c.HeartbeatInterval = time.Duration(s) * time.Second
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
+		problems = append(problems, "LOG_LEVEL must be debug, info, warn or error")
+	}
+	if len(problems) > 0 {
+		return Config{}, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// Names returns the deployment's resource names.
+func (c Config) Names() resources.Names { return resources.Names{Stage: c.Stage, Tenant: c.Tenant} }
+
+// Logger returns the JSON logger every process writes.
+func (c Config) Logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: c.LogLevel}))
+}
+
+// Core are the dependencies every control-plane process shares.
+type Core struct {
+	Config     Config
+	AWS        aws.Config
+	Log        *slog.Logger
+	Store      *store.Store
+	Queues     *queue.Manager
+	Dispatcher *dispatch.Dispatcher
+	Auth       *auth.Authenticator
+	Now        func() time.Time
+}
+
+// NewCore builds the shared dependencies from a configuration and an AWS configuration.
+func NewCore(c Config, awsCfg aws.Config, log *slog.Logger) *Core {
+	now := time.Now
+	st := store.New(dynamodb.NewFromConfig(awsCfg), c.Table)
+	qm := queue.New(sqs.NewFromConfig(awsCfg), c.Names())
+	return &Core{
+		Config: c, AWS: awsCfg, Log: log, Store: st, Queues: qm, Now: now,
+		Dispatcher: &dispatch.Dispatcher{Store: st, Sender: qm, Log: log, Now: now},
+		Auth:       &auth.Authenticator{Store: st, Now: now},
+	}
+}
+
+// Load reads the environment and the default AWS configuration (which honours
+// AWS_ENDPOINT_URL) and builds the core. It is what a Lambda calls at cold start.
+func Load(ctx context.Context, loadAWS func(context.Context) (aws.Config, error)) (*Core, error) {
+	c, err := FromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := loadAWS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return NewCore(c, awsCfg, c.Logger()), nil
+}
