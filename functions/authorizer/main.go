@@ -10,15 +10,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/restic-monitor/restic-monitor/internal/app"
 	"github.com/restic-monitor/restic-monitor/internal/lambdahttp"
 )
 
 func main() {
-	core, err := app.Load(context.Background(), func(ctx context.Context) (aws.Config, error) { return config.LoadDefaultConfig(ctx) })
+	core, err := app.Load(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "authorizer:", err)
 		os.Exit(1)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -122,12 +123,12 @@ func NewCore(c Config, awsCfg aws.Config, log *slog.Logger) *Core {
 
 // Load reads the environment and the default AWS configuration (which honours
 // AWS_ENDPOINT_URL) and builds the core. It is what a Lambda calls at cold start.
-func Load(ctx context.Context, loadAWS func(context.Context) (aws.Config, error)) (*Core, error) {
+func Load(ctx context.Context) (*Core, error) {
 	c, err := FromEnv(os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := loadAWS(ctx)
+	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
