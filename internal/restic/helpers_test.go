@@ -1,0 +1,82 @@
+package restic
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// replay feeds a recording from testdata (see testdata/capture.sh) through the same collector
+// a live restic writes to, and returns the outcome and the log lines it produced. cause stands
+// for the context error of an interrupted run.
+func replay(t *testing.T, name, op string, onStdout func([]byte), cause error) (*outcome, []Line) {
+	t.Helper()
+	var lines []Line
+	c := newCollector(func(s string) string { return s }, func(l Line) { lines = append(lines, l) }, onStdout)
+	feed(t, c.writer(Stdout), name+".stdout.jsonl")
+	feed(t, c.writer(Stderr), name+".stderr.jsonl")
+	raw, err := os.ReadFile(filepath.Join("testdata", name+".exit"))
+	require.NoError(t, err)
+	code, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	require.NoError(t, err)
+	return c.finish(op, code, cause), lines
+}
+
+func feed(t *testing.T, w io.WriteCloser, file string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", file))
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+}
+
+// resticBinary returns the real restic the tests run: RESTIC_BIN (set by make test), else
+// bin/restic under the module root. Without one the test fails under CI=true or
+// RM_REQUIRE_AWS=1 and is skipped elsewhere; -short skips it as well.
+func resticBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the real restic; run without -short")
+	}
+	bin := os.Getenv("RESTIC_BIN")
+	if bin == "" {
+		if root, ok := moduleRoot(); ok {
+			bin = filepath.Join(root, "bin", "restic")
+		}
+	}
+	if bin != "" {
+		if fi, err := os.Stat(bin); err == nil && !fi.IsDir() {
+			return bin
+		}
+	}
+	msg := "restic binary not found (RESTIC_BIN or bin/restic): run `make restic`"
+	if os.Getenv("CI") == "true" || os.Getenv("RM_REQUIRE_AWS") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func moduleRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
