@@ -27,14 +27,14 @@ func TestRecordedBackupFirst(t *testing.T) {
 	res, err := p.finish(o)
 	require.NoError(t, err)
 	assert.Equal(t, domain.Summary{
-		SnapshotID:          "4439429df775f12e84d2a0121fa6bb0c42edbb0f8dee851d2718ebe648d7e75e",
+		SnapshotID:          "e3a9832c6a719eb115a158036c27ce53f3dc1ab1d331c0107e0368984457cefe",
 		FilesNew:            2,
 		DirsNew:             4,
 		DataAdded:           2145,
-		DataAddedPacked:     1736,
+		DataAddedPacked:     1735,
 		TotalFilesProcessed: 2,
 		TotalBytesProcessed: 25,
-		DurationSeconds:     0.840978021,
+		DurationSeconds:     1.124087572,
 	}, res.Summary)
 	assert.Empty(t, res.Unreadable)
 	assert.Empty(t, res.Errors)
@@ -49,7 +49,7 @@ func TestRecordedBackupSecondSeesTheChangedFile(t *testing.T) {
 	assert.Equal(t, uint64(1), res.Summary.FilesUnmodified)
 	assert.Equal(t, uint64(0), res.Summary.FilesNew)
 	assert.Equal(t, uint64(4), res.Summary.DirsChanged)
-	assert.Equal(t, "37a2227512cd310ffbfe530f616722073a8368c7fd3f0e529641011344290c21", res.Summary.SnapshotID)
+	assert.Equal(t, "4ecfac40c46f898cfa5fafd77a286b2f533822d76388279bd61a770aaa0ba5ce", res.Summary.SnapshotID)
 }
 
 func TestRecordedBackupUnreadableIsPartial(t *testing.T) {
@@ -65,7 +65,7 @@ func TestRecordedBackupUnreadableIsPartial(t *testing.T) {
 	assert.False(t, ee.Retryable())
 
 	require.NotNil(t, res, "a partial backup still made a snapshot")
-	assert.Equal(t, "3f38c08a0a9c9d24f5bda5a40e555d0fc62dc9ee164138f46e4dae3634e814ee", res.Summary.SnapshotID)
+	assert.Equal(t, "b4ff2a3296f6c7497d6ee35ac776e7de00c29abc57095bd3792186b69d920962", res.Summary.SnapshotID)
 	// restic reports the directory twice (scan and archival); it is listed once.
 	assert.Equal(t, []string{captureDir + "/src/locked-dir", captureDir + "/src/locked.txt"}, res.Unreadable)
 	require.Len(t, res.Errors, 3)
@@ -132,14 +132,15 @@ func TestRecordedBackupInterrupted(t *testing.T) {
 	assert.Equal(t, "Fatal: unable to save snapshot: context canceled", ee.Message)
 	assert.Equal(t, []string{"signal interrupt received, cleaning up", "Fatal: unable to save snapshot: context canceled"}, ee.LastLines)
 
-	require.Len(t, progress, 3)
+	require.Len(t, progress, 2)
 	assert.Equal(t, domain.Progress{
-		PercentDone: 0.04936373978853226,
-		TotalFiles:  32,
-		TotalBytes:  134217728,
-		BytesDone:   6625489,
-		SecondsLeft: 7,
-	}, progress[2])
+		PercentDone:  0.024134904146194458,
+		TotalFiles:   32,
+		TotalBytes:   134217728,
+		BytesDone:    3239332,
+		SecondsLeft:  4,
+		CurrentFiles: []string{captureDir + "/big/f1", captureDir + "/big/f10"},
+	}, progress[1])
 	assert.Contains(t, lines, Line{Stream: Stderr, Text: "signal interrupt received, cleaning up"},
 		"terminal control sequences are removed from log lines")
 }
@@ -216,12 +217,12 @@ func TestRecordedSnapshots(t *testing.T) {
 	require.Len(t, list, 3)
 	ids := []string{list[0].ID, list[1].ID, list[2].ID}
 	assert.Equal(t, []string{
-		"4439429df775f12e84d2a0121fa6bb0c42edbb0f8dee851d2718ebe648d7e75e",
-		"37a2227512cd310ffbfe530f616722073a8368c7fd3f0e529641011344290c21",
-		"3f38c08a0a9c9d24f5bda5a40e555d0fc62dc9ee164138f46e4dae3634e814ee",
+		"e3a9832c6a719eb115a158036c27ce53f3dc1ab1d331c0107e0368984457cefe",
+		"4ecfac40c46f898cfa5fafd77a286b2f533822d76388279bd61a770aaa0ba5ce",
+		"b4ff2a3296f6c7497d6ee35ac776e7de00c29abc57095bd3792186b69d920962",
 	}, ids)
 	first := list[0]
-	assert.Equal(t, "4439429d", first.ShortID)
+	assert.Equal(t, "e3a9832c", first.ShortID)
 	assert.Equal(t, "capture-host", first.Hostname)
 	assert.Equal(t, []string{"daily"}, first.Tags)
 	assert.Equal(t, []string{captureDir + "/src"}, first.Paths)
@@ -232,8 +233,8 @@ func TestRecordedSnapshots(t *testing.T) {
 	assert.Equal(t, uint64(25), first.Summary.TotalBytesProcessed)
 
 	d := first.Domain()
-	assert.Equal(t, "4439429df775f12e84d2a0121fa6bb0c42edbb0f8dee851d2718ebe648d7e75e", d.ID)
-	assert.Equal(t, time.Date(2026, 11, 27, 0, 5, 32, 873884176, time.UTC), d.Time.UTC())
+	assert.Equal(t, "e3a9832c6a719eb115a158036c27ce53f3dc1ab1d331c0107e0368984457cefe", d.ID)
+	assert.Equal(t, time.Date(2026, 11, 27, 0, 25, 43, 295790245, time.UTC), d.Time.UTC())
 	assert.Equal(t, uint64(25), d.SizeBytes)
 	assert.Equal(t, "capture-host", d.Hostname)
 }
@@ -247,11 +248,11 @@ func TestRecordedForget(t *testing.T) {
 	g := res.Groups[0]
 	assert.Equal(t, "capture-host", g.Host)
 	assert.Equal(t, []string{captureDir + "/src"}, g.Paths)
-	assert.Equal(t, []string{"3f38c08a", "37a22275"}, shortIDs(res.Kept))
-	assert.Equal(t, []string{"4439429d"}, shortIDs(res.Removed))
+	assert.Equal(t, []string{"b4ff2a32", "4ecfac40"}, shortIDs(res.Kept))
+	assert.Equal(t, []string{"e3a9832c"}, shortIDs(res.Removed))
 	require.Len(t, g.Reasons, 2)
 	assert.Equal(t, []string{"last snapshot"}, g.Reasons[0].Matches)
-	assert.Equal(t, "3f38c08a", g.Reasons[0].Snapshot.ShortID)
+	assert.Equal(t, "b4ff2a32", g.Reasons[0].Snapshot.ShortID)
 }
 
 func TestRecordedForgetWithPrune(t *testing.T) {
@@ -259,8 +260,8 @@ func TestRecordedForgetWithPrune(t *testing.T) {
 	o, lines := replay(t, "forget-prune", "forget", p.line, nil)
 	res, err := p.finish(o)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"ed664af9"}, shortIDs(res.Kept))
-	assert.Equal(t, []string{"3f38c08a", "37a22275"}, shortIDs(res.Removed))
+	assert.Equal(t, []string{"11212067"}, shortIDs(res.Kept))
+	assert.Equal(t, []string{"b4ff2a32", "4ecfac40"}, shortIDs(res.Removed))
 	// prune's plain text follows the JSON on stdout and only goes to the log.
 	assert.Contains(t, lines, Line{Stream: Stdout, Text: "[0:00] 100.00%  2 / 2 packs repacked"})
 	assert.Equal(t, Line{Stream: Stdout, Text: "done"}, lines[len(lines)-1])
@@ -297,9 +298,9 @@ func TestRecordedCheckDamaged(t *testing.T) {
 	assert.Equal(t, "Fatal: repository contains errors", ee.Message)
 	require.NotNil(t, res, "the summary says what is broken")
 	assert.Equal(t, int64(2), res.NumErrors)
-	assert.Equal(t, []string{"aaa46f1efd9f8d533be08b5c318e144aa1a34f48c45a92d95ae734a101de4f0a"}, res.BrokenPacks)
+	assert.Equal(t, []string{"34e3cf25e56e1782b7238040e7a2bca9c1c241a1529ada88f50633f90f7aa5ab"}, res.BrokenPacks)
 	require.Len(t, res.Errors, 6)
-	assert.Equal(t, "error for tree b0af5cf8:", res.Errors[0])
+	assert.Equal(t, "error for tree 00cafef5:", res.Errors[0])
 	assert.Contains(t, res.Errors[2], "ciphertext verification failed")
 }
 
@@ -316,7 +317,7 @@ func TestRecordedInit(t *testing.T) {
 	o, _ := replay(t, "init", "init", p.line, nil)
 	id, err := p.finish(o)
 	require.NoError(t, err)
-	assert.Equal(t, "d5eb22b2a3695573f5304d7d004392db105ed58d068cea621eb75212fec4b623", id)
+	assert.Equal(t, "fecf57986581374ad729fd74cf1285cf2e36798eb9fb7540d72ffbc6352a5ca3", id)
 }
 
 func TestRecordedVersion(t *testing.T) {

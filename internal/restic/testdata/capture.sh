@@ -5,7 +5,7 @@
 #
 # Every case leaves three files next to this script: <case>.stdout.jsonl and <case>.stderr.jsonl
 # hold restic's two streams byte for byte (stderr also carries restic's plain-text noise; the
-# interrupted backup keeps only its last three status lines), and <case>.exit holds the exit code.
+# interrupted backup keeps only its last status lines), and <case>.exit holds the exit code.
 # The work directory is fixed so that recorded paths are stable.
 set -euo pipefail
 
@@ -72,9 +72,10 @@ capture wrong-password env RESTIC_PASSWORD_FILE="$work/wrong-password" "$restic"
 capture repo-missing env RESTIC_REPOSITORY="$work/no-such-repo" "$restic" --json snapshots
 
 # A stale exclusive lock: restic check is killed with SIGKILL as soon as its lock file exists.
+# restic writes the file under a temporary name (…-tmp-…) first; only the renamed file locks.
 "$restic" check >/dev/null 2>&1 &
 pid=$!
-until [ -n "$(ls "$work/repo/locks")" ]; do sleep 0.005; done
+until ls "$work/repo/locks" | grep -qv -- -tmp-; do sleep 0.005; done
 kill -KILL "$pid"
 wait "$pid" || true
 capture backup-locked "$restic" --json backup --host capture-host "$work/src"
