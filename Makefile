@@ -46,3 +46,54 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# ---- deployment (infra/, a CDK app in Go) --------------------------------------------------
+
+.PHONY: build synth deploy diff test-infra
+
+LAMBDAS := api agentapi authorizer scheduler
+LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
+
+## build: each Lambda whose main exists in functions/<name> into bin/lambda/<name>/bootstrap (linux/arm64)
+build:
+	@set -e; for fn in $(LAMBDAS); do \
+	  if [ -d functions/$$fn ]; then \
+	    echo "build functions/$$fn -> bin/lambda/$$fn/bootstrap"; \
+	    GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(LAMBDA_GOFLAGS) -o $(BIN)/lambda/$$fn/bootstrap ./functions/$$fn; \
+	  else \
+	    echo "build: functions/$$fn does not exist yet, skipped"; \
+	  fi; \
+	done
+
+# The CDK's Go packages drive a Node.js process (jsii), which needs a writable HOME and an
+# existing TMPDIR; its package cache and the CDK CLI's state live in bin/. STAGE, TENANT and
+# AWS_REGION select the deployment (infra/controlplane/config.go lists every setting).
+INFRA_ENV = HOME="$$( [ -w "$${HOME:-/nonexistent}" ] && echo "$$HOME" || { mkdir -p $(BIN)/home && echo $(BIN)/home; } )" \
+	TMPDIR="$$(mkdir -p "$${TMPDIR:-/tmp}" && echo "$${TMPDIR:-/tmp}")" \
+	JSII_RUNTIME_PACKAGE_CACHE_ROOT=$(BIN)/jsii-cache \
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+	CDK_HOME=$(BIN)/cdk-home CDK_DISABLE_CLI_TELEMETRY=true \
+	$(if $(STAGE),RM_STAGE=$(STAGE)) $(if $(TENANT),RM_TENANT=$(TENANT))
+
+# This Makefile points AWS_ENDPOINT_URL at the local emulator for the tests; a deployment goes to
+# AWS unless the caller set it (to LocalStack, say) in the environment.
+CLOUD_ENV = $(if $(filter file,$(origin AWS_ENDPOINT_URL)),env -u AWS_ENDPOINT_URL)
+
+## synth: the stack's template into infra/cdk.out and a copy for `sam deploy` into infra/sam.out — offline, no credentials
+synth: build
+	cd infra && $(INFRA_ENV) CDK_OUTDIR=cdk.out RM_SAM_OUTDIR=sam.out $(GO) run .
+
+## deploy: cdk deploy (STAGE=, TENANT=; needs credentials and a bootstrapped account, see docs/deploy.md)
+deploy: build infra/node_modules/.package-lock.json
+	cd infra && $(CLOUD_ENV) $(INFRA_ENV) npx --no-install cdk deploy $(CDK_ARGS)
+
+## diff: cdk diff between this tree and the deployed stack (STAGE=, TENANT=)
+diff: build infra/node_modules/.package-lock.json
+	cd infra && $(CLOUD_ENV) $(INFRA_ENV) npx --no-install cdk diff $(CDK_ARGS)
+
+infra/node_modules/.package-lock.json: infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+
+## test-infra: the stack's tests (assertions, IAM walk, cdk-nag); needs Go and Node.js only
+test-infra:
+	cd infra && $(INFRA_ENV) $(GO) test -count=1 ./...

@@ -1,0 +1,84 @@
+package controlplane
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+)
+
+// The DynamoDB actions each function uses. TransactWriteItems is no IAM action of its own: a
+// transaction needs the action of each item it writes, and dynamodb:ConditionCheckItem for its
+// condition checks.
+var (
+	tableReadWrite = []string{
+		"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+		"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+	}
+	tableAuthorizer = []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}
+	tableScheduler  = []string{
+		"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+		"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+	}
+)
+
+// The SQS actions on agent queues. SendMessageBatch is authorized as sqs:SendMessage, and
+// DeleteMessageBatch and ChangeMessageVisibilityBatch likewise, so no batch action appears.
+var (
+	queuesAPI       = []string{"sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"}
+	queuesAgentAPI  = []string{"sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"}
+	queuesScheduler = []string{"sqs:SendMessage", "sqs:GetQueueUrl"}
+	queuesAgent     = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+)
+
+// WildcardResourceReasons lists, by statement Sid, every policy statement that grants on the
+// resource "*", with the reason AWS offers nothing narrower. The IAM test fails on any other.
+// There is none today: every action the functions use can be limited to an ARN.
+var WildcardResourceReasons = map[string]string{}
+
+// grantLeastPrivilege gives each function's role, and the agents' role, exactly the actions the
+// code uses, on the table (and its indexes) and on the deployment's agent queues.
+func grantLeastPrivilege(s *Stack, roles map[string]awsiam.Role) {
+	// The table and each of its indexes by name, from the shared definition, rather than
+	// table/index/*.
+	tableAndIndexes := []*string{s.Table.TableArn()}
+	for _, ix := range resources.Table.Indexes {
+		tableAndIndexes = append(tableAndIndexes, jsii.String(*s.Table.TableArn()+"/index/"+ix.Name))
+	}
+	agentQueues := jsii.String(s.AgentQueueARNPattern())
+
+	allow := func(role awsiam.Role, sid string, actions []string, resources ...*string) {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(sid),
+			Actions:   jsii.Strings(actions...),
+			Resources: &resources,
+		}))
+	}
+
+	allow(roles[FnAPI], "Table", tableReadWrite, tableAndIndexes...)
+	allow(roles[FnAPI], "AgentQueues", queuesAPI, agentQueues)
+
+	allow(roles[FnAgentAPI], "Table", tableReadWrite, tableAndIndexes...)
+	allow(roles[FnAgentAPI], "AgentQueues", queuesAgentAPI, agentQueues)
+	allow(roles[FnAgentAPI], "VendAgentCredentials", []string{"sts:AssumeRole"}, s.AgentRole.RoleArn())
+
+	// Authenticating reads and stamps one credential item by its key; no index.
+	allow(roles[FnAuthorizer], "Credentials", tableAuthorizer, s.Table.TableArn())
+
+	allow(roles[FnScheduler], "Table", tableScheduler, tableAndIndexes...)
+	allow(roles[FnScheduler], "AgentQueues", queuesScheduler, agentQueues)
+
+	// The most an agent can ever do; each session policy narrows it to one queue.
+	allow(s.AgentRole, "OwnQueue", queuesAgent, agentQueues)
+}
+
+// AgentQueueARNPattern matches the ARN of every agent queue (and its dead-letter queue) of the
+// deployment: arn:<partition>:sqs:<region>:<account>:<AgentQueuePrefix>*.
+func (s *Stack) AgentQueueARNPattern() string {
+	return *s.FormatArn(&awscdk.ArnComponents{
+		Service:   jsii.String("sqs"),
+		Resource:  jsii.String(s.Config.AgentQueuePrefix() + "*"),
+		ArnFormat: awscdk.ArnFormat_NO_RESOURCE_NAME,
+	})
+}
