@@ -35,6 +35,11 @@ type Summary struct {
 	DurationSeconds     float64 `json:"durationSeconds"`
 }
 
+// RunInterrupted is the status of a run whose agent stopped before it reported a result: the
+// agent crashed, its host rebooted, or it shut down. Only runs and the attempts listed on a task
+// have it; the task itself goes on with a new run when its message is delivered again.
+const RunInterrupted TaskStatus = "interrupted"
+
 // Run is one execution of a task by an agent: the place its outcome, summary and logs live.
 type Run struct {
 	ID         string     `json:"id"`
@@ -56,6 +61,12 @@ type Run struct {
 	// LogBytes and LogLines count the log accepted for this run.
 	LogBytes int64 `json:"logBytes"`
 	LogLines int64 `json:"logLines"`
+	// AgentSession and DeliveryID say which start made the run: the agent process (a random ID
+	// it picks each time it starts) and the delivery of the task's queue message. The same start
+	// repeated names both again; a start from another session means the process that ran this
+	// run is gone.
+	AgentSession string `json:"agentSession,omitempty"`
+	DeliveryID   string `json:"deliveryId,omitempty"`
 }
 
 // LogChunk is one ordered piece of a run's output. Seq makes delivery idempotent.
