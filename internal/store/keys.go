@@ -28,6 +28,7 @@ import (
 //	run               TENANT#t              RUN#id              TENANT#t#AGENT#a#RUNS / RUN#id        TENANT#t#POLICY#p#RUNS / RUN#id
 //	log chunk         TENANT#t#RUN#r        LOG#seq
 //	snapshot          TENANT#t#AGENT#a      SNAP#time#id
+//	retry budget      TENANT#t#AGENT#a      RETRIES#hour        (one per agent and hour; TTL a day later)
 
 const (
 	skMeta          = "META"
@@ -62,6 +63,7 @@ const (
 	entityRun        = "run"
 	entityLog        = "log"
 	entitySnapshot   = "snapshot"
+	entityRetries    = "retries"
 )
 
 // key is the primary key of one item.
@@ -85,6 +87,9 @@ func slotKey(t, p, a string, k domain.SlotKind) key { return key{policyPK(t, p),
 func taskKey(t, id string) key                      { return key{tenantPK(t), prefixTask + id} }
 func runKey(t, id string) key                       { return key{tenantPK(t), prefixRun + id} }
 func logKey(t, run string, seq int64) key           { return key{runPK(t, run), logSK(seq)} }
+func retryBudgetKey(t, a string, hour time.Time) key {
+	return key{agentPK(t, a), "RETRIES#" + hour.UTC().Format("2006-01-02T15")}
+}
 func snapshotKey(t, a string, at time.Time, id string) key {
 	return key{agentPK(t, a), prefixSnap + fmtTime(at) + "#" + id}
 }
