@@ -236,13 +236,22 @@ func (s *Store) Assign(ctx context.Context, tenantID, policyID, agentID string, 
 		{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: agentKey(tenantID, agentID).av(), ConditionExpression: exists}},
 		{Put: &types.Put{TableName: &s.table, Item: item}},
 	}
+	given := map[domain.SlotKind]bool{}
 	for _, sl := range slots {
 		sl.TenantID, sl.PolicyID, sl.AgentID = tenantID, policyID, agentID
+		given[sl.Kind] = true
 		m, err := marshal(newSlotItem(sl))
 		if err != nil {
 			return err
 		}
 		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: m}})
+	}
+	// Replacing means a kind the policy no longer schedules (its forget or check schedule was
+	// removed) loses its slot, or the scheduler would keep dispatching it.
+	for _, k := range []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck} {
+		if !given[k] {
+			items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: slotKey(tenantID, policyID, agentID, k).av()}})
+		}
 	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if failed, ok := cancelledByCondition(err); ok {
