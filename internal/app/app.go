@@ -16,11 +16,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/httpapi"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/queuecreds"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
@@ -133,4 +136,17 @@ func Load(ctx context.Context) (*Core, error) {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	return NewCore(c, awsCfg, c.Logger()), nil
+}
+
+// APIDeps returns the HTTP API's dependencies. Queue credentials come from STS, assuming the
+// agents' role with a session policy narrowed to one queue.
+func (c *Core) APIDeps() httpapi.Deps {
+	settings := httpapi.DefaultSettings()
+	settings.Region = c.AWS.Region
+	settings.LogRetention = c.Config.LogRetention
+	settings.HeartbeatInterval = c.Config.HeartbeatInterval
+	return httpapi.Deps{
+		Store: c.Store, Queues: c.Queues, Dispatcher: c.Dispatcher, Log: c.Log, Now: c.Now, Settings: settings,
+		Credentials: queuecreds.New(sts.NewFromConfig(c.AWS), c.Config.AgentRoleARN),
+	}
 }
