@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -187,16 +186,7 @@ func sortedStrings(v any) []string {
 	return out
 }
 
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// functionByName finds a function's resource by the description the stack gives it.
+// function finds the template resource of one of the stack's functions by name.
 func (s *synthesized) function(t *testing.T, name string) (string, map[string]any) {
 	t.Helper()
 	fn, ok := s.stack.Functions[name]
@@ -209,13 +199,4 @@ func (s *synthesized) function(t *testing.T, name string) (string, map[string]an
 		t.Fatalf("the template has no function %s (%s)", name, id)
 	}
 	return id, r
-}
-
-func hasPrefixAny(s string, prefixes ...string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
