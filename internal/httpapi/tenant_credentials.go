@@ -1,0 +1,142 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/fleet"
+)
+
+// credentialHandlers serve /v1/enrollment-tokens and /v1/api-keys. A new credential is in the
+// response to its creation and nowhere else: the store keeps only a hash of its secret.
+type credentialHandlers struct {
+	d     Deps
+	fleet *fleet.Service
+}
+
+// enrollmentBody asks for an enrollment token; every field is optional ({} takes the defaults:
+// one use, valid for 24 hours).
+type enrollmentBody struct {
+	Description string            `json:"description,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	MaxUses     int               `json:"maxUses,omitempty"`
+	ExpiresIn   string            `json:"expiresIn,omitempty"`
+}
+
+// createdEnrollmentToken is a new token with its credential.
+type createdEnrollmentToken struct {
+	domain.EnrollmentToken
+	Token string `json:"token"`
+}
+
+func (h credentialHandlers) createEnrollmentToken(w http.ResponseWriter, r *http.Request) error {
+	var b enrollmentBody
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	t, token, err := h.fleet.CreateEnrollmentToken(r.Context(), tenantOf(r), fleet.EnrollmentRequest{
+		Description: b.Description, Labels: b.Labels, MaxUses: b.MaxUses, ExpiresIn: b.ExpiresIn,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, createdEnrollmentToken{EnrollmentToken: t, Token: token})
+	return nil
+}
+
+func (h credentialHandlers) listEnrollmentTokens(w http.ResponseWriter, r *http.Request) error {
+	q, err := queryParams(r, "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	page, err := q.page()
+	if err != nil {
+		return err
+	}
+	tokens, next, err := h.d.Store.ListEnrollmentTokens(r.Context(), tenantOf(r), page)
+	if err != nil {
+		return err
+	}
+	writeList(w, tokens, next)
+	return nil
+}
+
+func (h credentialHandlers) revokeEnrollmentToken(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "tokenId")
+	if err != nil {
+		return err
+	}
+	if err := h.d.Store.RevokeEnrollmentToken(r.Context(), tenantOf(r), id, h.d.now()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// apiKeyBody asks for an API key.
+type apiKeyBody struct {
+	Name string      `json:"name"`
+	Role domain.Role `json:"role"`
+}
+
+// createdAPIKey is a new API key with its credential.
+type createdAPIKey struct {
+	domain.APIKey
+	Key string `json:"key"`
+}
+
+func (h credentialHandlers) createAPIKey(w http.ResponseWriter, r *http.Request) error {
+	var b apiKeyBody
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	k, key, err := h.fleet.CreateAPIKey(r.Context(), tenantOf(r), b.Name, b.Role)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, createdAPIKey{APIKey: k, Key: key})
+	return nil
+}
+
+func (h credentialHandlers) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
+	q, err := queryParams(r, "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	page, err := q.page()
+	if err != nil {
+		return err
+	}
+	keys, next, err := h.d.Store.ListAPIKeys(r.Context(), tenantOf(r), page)
+	if err != nil {
+		return err
+	}
+	writeList(w, keys, next)
+	return nil
+}
+
+func (h credentialHandlers) revokeAPIKey(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "keyId")
+	if err != nil {
+		return err
+	}
+	if err := h.d.Store.RevokeAPIKey(r.Context(), tenantOf(r), id, h.d.now()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func overview(f *fleet.Service) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := queryParams(r); err != nil {
+			return err
+		}
+		o, err := f.Overview(r.Context(), tenantOf(r))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, o)
+		return nil
+	}
+}
