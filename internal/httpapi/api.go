@@ -10,6 +10,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/schedule"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
@@ -36,11 +37,17 @@ type Settings struct {
 	HeartbeatInterval time.Duration
 	// OverdueGrace is how late a backup may be before its policy counts as overdue.
 	OverdueGrace time.Duration
+	// Retry shapes the backoff between tries of a failed task (zero: schedule.DefaultRetryPolicy).
+	Retry schedule.RetryPolicy
+	// AgentHourlyRetryBudget is how many retries one agent may use in an hour, across all its
+	// tasks (0: schedule.DefaultAgentHourlyRetryBudget).
+	AgentHourlyRetryBudget int
 }
 
 // DefaultSettings are the settings when a deployment sets none.
 func DefaultSettings() Settings {
-	return Settings{Region: "us-east-1", LogRetention: 30 * 24 * time.Hour, HeartbeatInterval: time.Minute, OverdueGrace: time.Hour}
+	return Settings{Region: "us-east-1", LogRetention: 30 * 24 * time.Hour, HeartbeatInterval: time.Minute, OverdueGrace: time.Hour,
+		Retry: schedule.DefaultRetryPolicy(), AgentHourlyRetryBudget: schedule.DefaultAgentHourlyRetryBudget}
 }
 
 // Deps are what the API handlers use. They are built once per process (per Lambda cold start).

@@ -7,7 +7,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 )
@@ -58,7 +60,11 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return badRequest("wrong type for "+field, domain.FieldError{Field: field, Reason: "must be " + jsonType(typeErr.Type.Kind().String()) + ", not " + typeErr.Value})
+		want := jsonType(typeErr.Type.Kind().String())
+		if typeErr.Type == reflect.TypeFor[time.Time]() {
+			want = "an RFC 3339 time such as 2026-01-02T15:04:05Z"
+		}
+		return badRequest("wrong type for "+field, domain.FieldError{Field: field, Reason: "must be " + want + ", not " + typeErr.Value})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return badRequest("unknown field "+name, domain.FieldError{Field: name, Reason: "unknown field"})
