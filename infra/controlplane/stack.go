@@ -134,6 +134,23 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 		DisplayName: jsii.String("restic-monitor alarms (" + cfg.baseName() + ")"),
 		EnforceSSL:  jsii.Bool(true),
 	})
+	// The topic's policy (which enforcing TLS creates) replaces SNS's default one, so it names
+	// the publisher the alarms need: CloudWatch, for this account's alarms of this deployment.
+	s.AlarmTopic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarms"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  jsii.Strings(*s.AlarmTopic.TopicArn()),
+		Conditions: &map[string]any{
+			"ArnLike": map[string]any{"aws:SourceArn": s.FormatArn(&awscdk.ArnComponents{
+				Service:      jsii.String("cloudwatch"),
+				Resource:     jsii.String("alarm"),
+				ResourceName: jsii.String(cfg.baseName() + "-*"),
+				ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+			})},
+			"StringEquals": map[string]any{"aws:SourceAccount": s.Account()},
+		},
+	}))
 	if cfg.AlarmEmail != "" {
 		s.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
 	}

@@ -314,6 +314,28 @@ func TestAlarms(t *testing.T) {
 		map[string]any{"Name": "ApiId", "Value": ref(s.logicalID(s.stack.API))})
 }
 
+// TestAlarmTopicAcceptsAlarms checks that the topic's policy, which replaces SNS's default one,
+// lets CloudWatch publish this deployment's alarms and refuses unencrypted publishing.
+func TestAlarmTopicAcceptsAlarms(t *testing.T) {
+	s := synth(t, baseConfig())
+	_, policy := s.resource(t, "AWS::SNS::TopicPolicy", func(map[string]any) bool { return true })
+	var allow, deny bool
+	for _, st := range props(policy)["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+		m := st.(map[string]any)
+		switch {
+		case m["Effect"] == "Allow" && asJSON(m["Principal"]) == `{"Service":"cloudwatch.amazonaws.com"}` && m["Action"] == "sns:Publish":
+			allow = strings.Contains(asJSON(m["Condition"]), `:alarm:restic-monitor-prod-*`) &&
+				strings.Contains(asJSON(m["Condition"]), `"aws:SourceAccount":{"Ref":"AWS::AccountId"}`)
+		case m["Effect"] == "Deny" && strings.Contains(asJSON(m["Condition"]), `"aws:SecureTransport":"false"`):
+			deny = true
+		}
+	}
+	if !allow || !deny {
+		t.Errorf("topic policy: CloudWatch may publish this deployment's alarms %v, plain HTTP refused %v; want both:\n%s",
+			allow, deny, asJSON(props(policy)["PolicyDocument"]))
+	}
+}
+
 func TestOutputs(t *testing.T) {
 	s := synth(t, baseConfig())
 	outputs := s.json["Outputs"].(map[string]any)
