@@ -63,11 +63,16 @@ func LoadRoutes(path string) ([]Route, error) {
 			fn = FnAgentAPI
 		}
 		for _, m := range openAPIMethods {
-			if _, ok := item[m]; !ok {
+			op, ok := item[m]
+			if !ok {
 				continue
 			}
 			r := Route{Method: strings.ToUpper(m), Path: p, Function: fn}
 			r.Public = publicRoutes[r.Key()]
+			if declaresNoSecurity(&op) && !r.Public {
+				return nil, fmt.Errorf("%s: %s declares `security: []`, but the stack puts every route except %v behind the authorizer",
+					path, r.Key(), publicRouteKeys())
+			}
 			routes = append(routes, r)
 		}
 	}
@@ -81,4 +86,21 @@ func LoadRoutes(path string) ([]Route, error) {
 		return routes[i].Method < routes[j].Method
 	})
 	return routes, nil
+}
+
+// declaresNoSecurity reports whether an operation says `security: []`: callers send no credential.
+func declaresNoSecurity(op *yaml.Node) bool {
+	var fields struct {
+		Security *[]any `yaml:"security"`
+	}
+	return op.Decode(&fields) == nil && fields.Security != nil && len(*fields.Security) == 0
+}
+
+func publicRouteKeys() []string {
+	keys := make([]string, 0, len(publicRoutes))
+	for k := range publicRoutes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

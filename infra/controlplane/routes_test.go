@@ -45,6 +45,9 @@ func TestLoadRoutesRejects(t *testing.T) {
 		"swagger 2":   {"swagger: '2.0'\npaths:\n  /v1/agents:\n    get: {}\n", "OpenAPI 3"},
 		"no routes":   {"openapi: 3.1.0\npaths: {}\n", "no operations"},
 		"not yaml":    {"openapi: [3.1.0\n", "parse"},
+		"public route the stack protects": {
+			"openapi: 3.1.0\npaths:\n  /v1/agents:\n    get:\n      security: []\n", "GET /v1/agents declares `security: []`",
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "openapi.yaml")
