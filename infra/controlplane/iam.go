@@ -39,7 +39,8 @@ var WildcardResourceReasons = map[string]string{}
 
 // grantLeastPrivilege gives each function's role, and the agents' role, exactly the actions the
 // code uses, on the table (and its indexes) and on the deployment's agent queues.
-func grantLeastPrivilege(s *Stack, roles map[string]awsiam.Role) {
+func grantLeastPrivilege(s *Stack) {
+	roles := s.Roles
 	// The table and each of its indexes by name, from the shared definition, rather than
 	// table/index/*.
 	tableAndIndexes := []*string{s.Table.TableArn()}

@@ -129,35 +129,10 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 	s.Table = newTable(s.Stack, cfg)
 	s.SchedulerDLQ = newDeadLetterQueue(s.Stack, "SchedulerDeadLetters", cfg.baseName()+"-scheduler-dlq")
 	s.AgentDLQ = newDeadLetterQueue(s.Stack, "AgentDeadLetters", cfg.baseName()+"-agent-dlq")
-	s.AlarmTopic = awssns.NewTopic(s.Stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
-		TopicName:   jsii.String(cfg.baseName() + "-alarms"),
-		DisplayName: jsii.String("restic-monitor alarms (" + cfg.baseName() + ")"),
-		EnforceSSL:  jsii.Bool(true),
-	})
-	// The topic's policy (which enforcing TLS creates) replaces SNS's default one, so it names
-	// the publisher the alarms need: CloudWatch, for this account's alarms of this deployment.
-	s.AlarmTopic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("CloudWatchAlarms"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
-		Actions:    jsii.Strings("sns:Publish"),
-		Resources:  jsii.Strings(*s.AlarmTopic.TopicArn()),
-		Conditions: &map[string]any{
-			"ArnLike": map[string]any{"aws:SourceArn": s.FormatArn(&awscdk.ArnComponents{
-				Service:      jsii.String("cloudwatch"),
-				Resource:     jsii.String("alarm"),
-				ResourceName: jsii.String(cfg.baseName() + "-*"),
-				ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
-			})},
-			"StringEquals": map[string]any{"aws:SourceAccount": s.Account()},
-		},
-	}))
-	if cfg.AlarmEmail != "" {
-		s.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
-	}
+	s.newAlarmTopic()
 
-	roles := s.Roles
 	for _, spec := range functionSpecs {
-		roles[spec.name] = awsiam.NewRole(s.Stack, jsii.String(spec.id+"Role"), &awsiam.RoleProps{
+		s.Roles[spec.name] = awsiam.NewRole(s.Stack, jsii.String(spec.id+"Role"), &awsiam.RoleProps{
 			AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 			Description: jsii.String("runs the " + spec.description),
 		})
@@ -165,7 +140,7 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 	// The agent API hands agents credentials of this role, narrowed by a session policy to the
 	// one agent's queue; only the agent API's own role may assume it.
 	s.AgentRole = awsiam.NewRole(s.Stack, jsii.String("AgentQueueRole"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewArnPrincipal(roles[FnAgentAPI].RoleArn()),
+		AssumedBy:   awsiam.NewArnPrincipal(s.Roles[FnAgentAPI].RoleArn()),
 		Description: jsii.String("assumed by the agent API for one agent at a time; the session policy names that agent's queue"),
 	})
 
@@ -180,20 +155,49 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 		"LOG_LEVEL":             jsii.String(cfg.LogLevel),
 	}
 	for _, spec := range functionSpecs {
-		fn, err := s.newFunction(spec, roles[spec.name], env)
+		fn, err := s.newFunction(spec, s.Roles[spec.name], env)
 		if err != nil {
 			return nil, err
 		}
 		s.Functions[spec.name] = fn
 	}
 
-	grantLeastPrivilege(s, roles)
+	grantLeastPrivilege(s)
 	s.newHTTPAPI()
 	s.newSchedule()
 	s.newAlarms()
 	s.newOutputs()
 	suppressFindings(s)
 	return s, nil
+}
+
+// newAlarmTopic makes the topic every alarm notifies, and subscribes the alarm address if any.
+func (s *Stack) newAlarmTopic() {
+	s.AlarmTopic = awssns.NewTopic(s.Stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		TopicName:   jsii.String(s.Config.baseName() + "-alarms"),
+		DisplayName: jsii.String("restic-monitor alarms (" + s.Config.baseName() + ")"),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	// The topic's policy (which enforcing TLS creates) replaces SNS's default one, so it names
+	// the publisher the alarms need: CloudWatch, for this account's alarms of this deployment.
+	s.AlarmTopic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarms"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  jsii.Strings(*s.AlarmTopic.TopicArn()),
+		Conditions: &map[string]any{
+			"ArnLike": map[string]any{"aws:SourceArn": s.FormatArn(&awscdk.ArnComponents{
+				Service:      jsii.String("cloudwatch"),
+				Resource:     jsii.String("alarm"),
+				ResourceName: jsii.String(s.Config.baseName() + "-*"),
+				ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+			})},
+			"StringEquals": map[string]any{"aws:SourceAccount": s.Account()},
+		},
+	}))
+	if s.Config.AlarmEmail != "" {
+		s.AlarmTopic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.Config.AlarmEmail), nil))
+	}
 }
 
 func description(cfg Config) string {
