@@ -13,7 +13,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
-type agentList struct {
+type agentPage struct {
 	Items      []domain.Agent `json:"items"`
 	NextCursor string         `json:"nextCursor"`
 }
@@ -48,7 +48,7 @@ func TestTenantAgentsListFiltersAndPages(t *testing.T) {
 	for path, want := range cases {
 		res := h.call(http.MethodGet, path, w.viewer, nil)
 		tenantStatus(t, http.StatusOK, res, path)
-		var got agentList
+		var got agentPage
 		res.JSON(t, &got)
 		assert.ElementsMatch(t, want, agentIDs(got.Items), path)
 		assert.Empty(t, got.NextCursor, path)
@@ -58,7 +58,7 @@ func TestTenantAgentsListFiltersAndPages(t *testing.T) {
 	// Two pages of two, then one: the cursor continues where the page ended. (IDs made in the
 	// same millisecond of the test clock sort at random, so the whole listing is the reference.)
 	res := h.call(http.MethodGet, "/v1/agents", w.viewer, nil)
-	var all agentList
+	var all agentPage
 	res.JSON(t, &all)
 	var seen []string
 	path := "/v1/agents?limit=2"
@@ -66,7 +66,7 @@ func TestTenantAgentsListFiltersAndPages(t *testing.T) {
 		require.Less(t, pages, 3, "too many pages")
 		res := h.call(http.MethodGet, path, w.viewer, nil)
 		tenantStatus(t, http.StatusOK, res, path)
-		var got agentList
+		var got agentPage
 		res.JSON(t, &got)
 		seen = append(seen, agentIDs(got.Items)...)
 		if got.NextCursor == "" {

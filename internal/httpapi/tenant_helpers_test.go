@@ -147,8 +147,10 @@ func (w *tenantWorld) raw(method, path, credential, body string, headers map[str
 	ctx := context.Background()
 	if credential != "" {
 		hdrs["authorization"] = "Bearer " + credential
+	}
+	if header := hdrs["authorization"]; header != "" {
 		res, err := lambdahttp.Authorize(ctx, h.authn, events.APIGatewayV2CustomAuthorizerV2Request{
-			Type: "REQUEST", RouteKey: method + " " + rawPath, Headers: map[string]string{"authorization": "Bearer " + credential},
+			Type: "REQUEST", RouteKey: method + " " + rawPath, Headers: map[string]string{"authorization": header},
 		})
 		require.NoError(h.t, err)
 		ev.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{Lambda: res.Context}

@@ -249,7 +249,7 @@ func slotsOf(t *testing.T, h *harness, tenantID, policyID, agentID string) map[d
 	return out
 }
 
-func at(s string) time.Time {
+func mustTime(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		panic(err)
@@ -284,28 +284,28 @@ func TestTenantPolicyAssignPlansSlotsAndUpdatesReplanThem(t *testing.T) {
 
 	slots := slotsOf(t, h, w.id, p.ID, a.ID)
 	require.Len(t, slots, 3)
-	assert.Equal(t, at("2026-11-03T01:30:00Z"), *slots[domain.SlotBackup].NextRunAt, "02:30 in Berlin")
-	assert.Equal(t, at("2026-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt, "every day at UTC midnight")
-	assert.Equal(t, at("2026-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt, "Sunday 05:00 UTC")
+	assert.Equal(t, mustTime("2026-11-03T01:30:00Z"), *slots[domain.SlotBackup].NextRunAt, "02:30 in Berlin")
+	assert.Equal(t, mustTime("2026-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt, "every day at UTC midnight")
+	assert.Equal(t, mustTime("2026-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt, "Sunday 05:00 UTC")
 
 	res = h.call(http.MethodGet, "/v1/policies/"+p.ID+"/agents", w.viewer, nil)
 	tenantStatus(t, http.StatusOK, res)
-	var agents agentList
+	var agents agentPage
 	res.JSON(t, &agents)
 	assert.ElementsMatch(t, []string{a.ID, b.ID}, agentIDs(agents.Items))
 
 	// Assigning again later keeps the runs already planned.
 	h.clock = h.clock.Add(20 * time.Hour)
 	w.assign(p.ID, a.ID)
-	assert.Equal(t, at("2026-11-03T01:30:00Z"), *slotsOf(t, h, w.id, p.ID, a.ID)[domain.SlotBackup].NextRunAt)
+	assert.Equal(t, mustTime("2026-11-03T01:30:00Z"), *slotsOf(t, h, w.id, p.ID, a.ID)[domain.SlotBackup].NextRunAt)
 
 	// A changed backup schedule re-plans the backup slots on every agent; the others stay.
 	res = w.patch("/v1/policies/"+p.ID, `{"version":1,"schedule":{"cron":"0 4 * * *","timezone":null}}`)
 	tenantStatus(t, http.StatusOK, res)
 	for _, agent := range []string{a.ID, b.ID} {
 		slots := slotsOf(t, h, w.id, p.ID, agent)
-		assert.Equal(t, at("2026-11-04T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
-		assert.Equal(t, at("2026-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt)
+		assert.Equal(t, mustTime("2026-11-04T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
+		assert.Equal(t, mustTime("2026-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt)
 	}
 
 	// Removing the forget schedule removes the forget slots.
@@ -321,12 +321,12 @@ func TestTenantPolicyAssignPlansSlotsAndUpdatesReplanThem(t *testing.T) {
 	for kind, sl := range slotsOf(t, h, w.id, p.ID, a.ID) {
 		assert.Nil(t, sl.NextRunAt, kind)
 	}
-	h.clock = at("2026-11-05T12:00:00Z")
+	h.clock = mustTime("2026-11-05T12:00:00Z")
 	res = w.patch("/v1/policies/"+p.ID, `{"version":4,"enabled":true}`)
 	tenantStatus(t, http.StatusOK, res)
 	slots = slotsOf(t, h, w.id, p.ID, b.ID)
-	assert.Equal(t, at("2026-11-06T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
-	assert.Equal(t, at("2026-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt)
+	assert.Equal(t, mustTime("2026-11-06T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
+	assert.Equal(t, mustTime("2026-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt)
 
 	// Unassigning removes the agent's slots; a second time there is nothing to remove.
 	res = h.call(http.MethodDelete, "/v1/policies/"+p.ID+"/agents/"+b.ID, w.operator, nil)

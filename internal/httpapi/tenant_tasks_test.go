@@ -17,8 +17,8 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
 
-// receiveTasks reads the task messages waiting in an agent's queue.
-func receiveTasks(t *testing.T, queueURL string) []events.TaskMessage {
+// drainTaskQueue reads the task messages waiting in an agent's queue.
+func drainTaskQueue(t *testing.T, queueURL string) []events.TaskMessage {
 	t.Helper()
 	c := queue.NewConsumer(sqs.NewFromConfig(testenv.AWS(t)), queueURL)
 	var out []events.TaskMessage
@@ -87,7 +87,7 @@ func TestTenantRunTaskNowSendsEveryType(t *testing.T) {
 		assert.Equal(t, h.clock.Add(time.Hour), task.Deadline, "%s: start within an hour by default", typ)
 		assert.Equal(t, "/v1/tasks/"+task.ID, res.Header["Location"])
 
-		msgs := receiveTasks(t, a.QueueURL)
+		msgs := drainTaskQueue(t, a.QueueURL)
 		require.Len(t, msgs, 1, typ)
 		assert.Equal(t, task.ID, msgs[0].TaskID, typ)
 		assert.Equal(t, typ, msgs[0].TaskType)
@@ -105,7 +105,7 @@ func TestTenantRunTaskNowSendsEveryType(t *testing.T) {
 	var task domain.Task
 	res.JSON(t, &task)
 	assert.Equal(t, h.clock.Add(3*time.Hour), task.Deadline)
-	receiveTasks(t, a.QueueURL)
+	drainTaskQueue(t, a.QueueURL)
 }
 
 func TestTenantRunTaskRefusesWhatCannotRun(t *testing.T) {
@@ -151,7 +151,7 @@ func TestTenantRunTaskRefusesWhatCannotRun(t *testing.T) {
 	tasks, _, err := h.store.ListTasks(context.Background(), w.id, store.TaskFilter{}, store.Page{})
 	require.NoError(t, err)
 	assert.Empty(t, tasks, "no refused task was stored")
-	assert.Empty(t, receiveTasks(t, a.QueueURL), "nor sent")
+	assert.Empty(t, drainTaskQueue(t, a.QueueURL), "nor sent")
 }
 
 func TestTenantRunTaskStaysPendingWhenTheQueueIsGone(t *testing.T) {
@@ -189,8 +189,8 @@ func TestTenantTasksListGetCancel(t *testing.T) {
 	t1 := run(a.ID, "check")
 	t2 := run(a.ID, "unlock")
 	t3 := run(b.ID, "check")
-	receiveTasks(t, a.QueueURL)
-	receiveTasks(t, b.QueueURL)
+	drainTaskQueue(t, a.QueueURL)
+	drainTaskQueue(t, b.QueueURL)
 
 	taskIDs := func(path string) []string {
 		t.Helper()
@@ -212,7 +212,7 @@ func TestTenantTasksListGetCancel(t *testing.T) {
 	assert.Equal(t, []string{t2.ID}, taskIDs("/v1/tasks?from="+from+"&to="+to))
 	assert.Equal(t, []string{t3.ID, t2.ID}, taskIDs("/v1/tasks?from="+from))
 	assert.Equal(t, []string{t3.ID, t2.ID, t1.ID}, taskIDs("/v1/tasks?status=queued"))
-	assert.Equal(t, []string{t1.ID}, taskIDs("/v1/tasks?limit=1&cursor="+nextCursor(t, h, w, "/v1/tasks?limit=2")))
+	assert.Equal(t, []string{t1.ID}, taskIDs("/v1/tasks?limit=1&cursor="+firstPageCursor(t, h, w, "/v1/tasks?limit=2")))
 
 	res := h.call(http.MethodGet, "/v1/tasks/"+t1.ID, w.viewer, nil)
 	tenantStatus(t, http.StatusOK, res)
@@ -256,7 +256,7 @@ func TestTenantTasksListGetCancel(t *testing.T) {
 }
 
 // nextCursor returns the cursor a listing's first page ends with.
-func nextCursor(t *testing.T, h *harness, w *tenantWorld, path string) string {
+func firstPageCursor(t *testing.T, h *harness, w *tenantWorld, path string) string {
 	t.Helper()
 	res := h.call(http.MethodGet, path, w.viewer, nil)
 	tenantStatus(t, http.StatusOK, res)
