@@ -225,8 +225,19 @@ func decodeCursor(token string) (cursor, error) {
 	if err != nil || json.Unmarshal(b, &c) != nil || c.SK == "" {
 		return c, domain.ErrInvalidCursor
 	}
+	// DynamoDB refuses a start key longer than its key limits with a ValidationException; a
+	// forged cursor must be the caller's mistake (400), not the service's (500).
+	if len(c.SK) > maxSortKeyBytes || len(c.GSK) > maxSortKeyBytes || len(c.PK) > maxPartitionKeyBytes {
+		return c, domain.ErrInvalidCursor
+	}
 	return c, nil
 }
+
+// DynamoDB's key size limits.
+const (
+	maxPartitionKeyBytes = 2048
+	maxSortKeyBytes      = 1024
+)
 
 // listing is one Query over a partition of the table or of an index.
 type listing struct {
