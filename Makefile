@@ -17,6 +17,7 @@ all: test
 ## test: every test, with the emulator started when nothing answers at AWS_ENDPOINT_URL
 test: restic emulator
 	RM_REQUIRE_AWS=1 scripts/with-emulator $(GO) test -count=1 ./...
+	$(MAKE) test-infra
 
 ## test-unit: the tests that need nothing but Go
 test-unit:
@@ -97,3 +98,17 @@ infra/node_modules/.package-lock.json: infra/package.json infra/package-lock.jso
 ## test-infra: the stack's tests (assertions, IAM walk, cdk-nag); needs Go and Node.js only
 test-infra:
 	cd infra && $(INFRA_ENV) $(GO) test -count=1 ./...
+
+## agent: the agent for this host (bin/restic-monitor-agent) and static cross-builds for each
+## platform it ships on (bin/agent/<os>-<arch>/restic-monitor-agent)
+AGENT_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
+AGENT_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+AGENT_BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(AGENT_VERSION)'
+.PHONY: agent
+agent:
+	$(AGENT_BUILD) -o $(BIN)/restic-monitor-agent ./agent/cmd/restic-monitor-agent
+	@set -e; for p in $(AGENT_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "agent: $$os/$$arch"; \
+		GOOS=$$os GOARCH=$$arch $(AGENT_BUILD) -o $(BIN)/agent/$$os-$$arch/restic-monitor-agent ./agent/cmd/restic-monitor-agent; \
+	done

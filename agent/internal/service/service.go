@@ -77,6 +77,8 @@ Type=simple
 ExecStart=%s run --config %s
 Restart=always
 RestartSec=10s
+# Exit status 78 means the configuration or the enrollment needs a person; restarting cannot help.
+RestartPreventExitStatus=78
 # SIGTERM goes to the agent alone: it stops polling, lets running restic finish within its grace
 # period and then interrupts restic itself, so restic can release its repository lock. Whatever
 # is left when the timeout runs out is killed.

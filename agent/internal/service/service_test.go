@@ -28,7 +28,7 @@ func TestSystemdUnit(t *testing.T) {
 		"[Unit]\n", "[Service]\n", "[Install]\n",
 		"ExecStart=/usr/local/bin/restic-monitor-agent run --config /etc/restic-monitor/agent.yaml\n",
 		"KillMode=mixed\n", "KillSignal=SIGTERM\n", "TimeoutStopSec=90\n", "Restart=always\n",
-		"UMask=0077\n", "After=network-online.target\n", "WantedBy=multi-user.target\n",
+		"UMask=0077\n", "RestartPreventExitStatus=78\n", "After=network-online.target\n", "WantedBy=multi-user.target\n",
 	} {
 		assert.Contains(t, s, want)
 	}
