@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -167,6 +168,8 @@ func TestTenantBadPathsAndQueries(t *testing.T) {
 		}
 	}
 	for path, field := range map[string]string{
+		"/v1/agents?cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"s":"AGENT#`+strings.Repeat("A", 1500)+`"}`)):                                                  "cursor",
+		"/v1/agents/" + ids["agentId"] + "/policies?cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"s":"x","g":"POLICY#`+strings.Repeat("z", 1100)+`","p":"p"}`)): "cursor",
 		"/v1/agents?status=sleeping":                                        "status",
 		"/v1/agents?label=bad%20key":                                        "label",
 		"/v1/agents?label=" + strings.Repeat("k", 64):                       "label",
