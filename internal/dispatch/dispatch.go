@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/restic-monitor/restic-monitor/events"
@@ -24,6 +25,13 @@ type Store interface {
 	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
 }
 
+// QueuedMarker is a Store that records many sent tasks as queued in a few requests. The result
+// has one error per task, nil when it was marked, a *domain.TransitionError when the task had
+// moved on. A Store without it has each task moved with TransitionTask.
+type QueuedMarker interface {
+	MarkTasksQueued(ctx context.Context, tasks []domain.Task) []error
+}
+
 // Sender sends message batches to a queue.
 type Sender interface {
 	SendBatch(ctx context.Context, queueURL string, msgs []queue.Outgoing) ([]queue.Failure, error)
@@ -36,7 +44,25 @@ type Dispatcher struct {
 	Log    *slog.Logger
 	// Now is the clock.
 	Now func() time.Time
+	// Concurrency is how many queues are sent to at once (0: DefaultConcurrency).
+	Concurrency int
 }
+
+// DefaultConcurrency is how many queues a Dispatcher sends to at once unless told otherwise.
+const DefaultConcurrency = 16
+
+// Known holds agents and policies a caller has read already, so that sending does not read them
+// again. Keys come from AgentKey and PolicyKey.
+type Known struct {
+	Agents   map[string]domain.Agent
+	Policies map[string]domain.Policy
+}
+
+// AgentKey is an agent's key in Known.Agents.
+func AgentKey(tenantID, agentID string) string { return tenantID + "/" + agentID }
+
+// PolicyKey is a policy's key in Known.Policies.
+func PolicyKey(tenantID, policyID string) string { return tenantID + "/" + policyID }
 
 // Result says what became of one task.
 type Result struct {
@@ -52,7 +78,16 @@ type Result struct {
 // Send sends each task's message to its agent's queue, in batches per queue, and marks the sent
 // tasks queued. Tasks whose message cannot be built (the policy is gone, the message is invalid)
 // are failed for good with the reason; tasks that could not be sent stay as they are.
+//
+// A task is sent as given: a retry may carry a new NotBefore and Deadline, which its message
+// carries and which are stored when it is marked queued.
 func (d *Dispatcher) Send(ctx context.Context, tasks []domain.Task) []Result {
+	return d.SendKnown(ctx, tasks, Known{})
+}
+
+// SendKnown is Send with agents and policies the caller has read already; only those missing
+// from known are read.
+func (d *Dispatcher) SendKnown(ctx context.Context, tasks []domain.Task, known Known) []Result {
 	results := make([]Result, len(tasks))
 	type pending struct {
 		idx int
@@ -61,7 +96,13 @@ func (d *Dispatcher) Send(ctx context.Context, tasks []domain.Task) []Result {
 	byQueue := map[string][]pending{}
 	var order []string
 	agents := map[string]domain.Agent{}
+	for k, a := range known.Agents {
+		agents[k] = a
+	}
 	policies := map[string]*domain.Policy{}
+	for k, p := range known.Policies {
+		policies[k] = &p
+	}
 	for i, t := range tasks {
 		results[i].TaskID = t.ID
 		body, queueURL, err := d.message(ctx, t, agents, policies)
@@ -80,44 +121,97 @@ func (d *Dispatcher) Send(ctx context.Context, tasks []domain.Task) []Result {
 		byQueue[queueURL] = append(byQueue[queueURL], pending{idx: i, out: queue.Outgoing{ID: t.ID, Body: string(body),
 			Attributes: map[string]string{"taskType": string(t.Type)}}})
 	}
+	// Queues are sent to concurrently; each result is written by the one goroutine that owns
+	// its queue, and sent collects the indexes of the tasks whose message went out.
+	var (
+		mu   sync.Mutex
+		sent []int
+		wg   sync.WaitGroup
+	)
+	work := make(chan string)
+	for range min(d.concurrency(), len(order)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for url := range work {
+				batch := byQueue[url]
+				msgs := make([]queue.Outgoing, len(batch))
+				for i, p := range batch {
+					msgs[i] = p.out
+				}
+				failures, err := d.Sender.SendBatch(ctx, url, msgs)
+				failed := map[string]string{}
+				for _, f := range failures {
+					failed[f.ID] = f.Code + " " + f.Message
+				}
+				var ok []int
+				for _, p := range batch {
+					if reason, isFailed := failed[p.out.ID]; isFailed {
+						results[p.idx].Err = fmt.Errorf("send task %s: %s", p.out.ID, reason)
+						if err != nil {
+							results[p.idx].Err = fmt.Errorf("send task %s: %w", p.out.ID, err)
+						}
+						continue
+					}
+					ok = append(ok, p.idx)
+				}
+				mu.Lock()
+				sent = append(sent, ok...)
+				mu.Unlock()
+			}
+		}()
+	}
 	for _, url := range order {
-		batch := byQueue[url]
-		msgs := make([]queue.Outgoing, len(batch))
-		for i, p := range batch {
-			msgs[i] = p.out
+		work <- url
+	}
+	close(work)
+	wg.Wait()
+	d.markQueued(ctx, tasks, sent, results)
+	return results
+}
+
+func (d *Dispatcher) concurrency() int {
+	if d.Concurrency > 0 {
+		return d.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+// markQueued records the tasks at the indexes sent as queued. The messages are out: a task that
+// moved on meanwhile (its agent may already have started it, which is what a transition error
+// means here) counts as queued too. Nothing is lost either way.
+func (d *Dispatcher) markQueued(ctx context.Context, tasks []domain.Task, sent []int, results []Result) {
+	if len(sent) == 0 {
+		return
+	}
+	errs := make([]error, len(sent))
+	if m, ok := d.Store.(QueuedMarker); ok {
+		batch := make([]domain.Task, len(sent))
+		for i, idx := range sent {
+			batch[i] = tasks[idx]
 		}
-		failures, err := d.Sender.SendBatch(ctx, url, msgs)
-		failed := map[string]string{}
-		for _, f := range failures {
-			failed[f.ID] = f.Code + " " + f.Message
-		}
-		for _, p := range batch {
-			if reason, ok := failed[p.out.ID]; ok {
-				results[p.idx].Err = fmt.Errorf("send task %s: %s", p.out.ID, reason)
-				if err != nil {
-					results[p.idx].Err = fmt.Errorf("send task %s: %w", p.out.ID, err)
-				}
-				continue
-			}
-			t := tasks[p.idx]
-			if _, terr := d.Store.TransitionTask(ctx, t.TenantID, t.ID, domain.TaskQueued, nil); terr != nil {
-				// The message is out; the agent may already have started the task, which is
-				// what a transition error here means. Either way nothing is lost.
-				var te *domain.TransitionError
-				if !errors.As(terr, &te) {
-					results[p.idx].Err = terr
-					continue
-				}
-			}
-			results[p.idx].Queued = true
+		errs = m.MarkTasksQueued(ctx, batch)
+	} else {
+		for i, idx := range sent {
+			t := tasks[idx]
+			_, errs[i] = d.Store.TransitionTask(ctx, t.TenantID, t.ID, domain.TaskQueued, func(stored *domain.Task) {
+				stored.NotBefore, stored.Deadline, stored.NextRetryAt = t.NotBefore, t.Deadline, nil
+			})
 		}
 	}
-	return results
+	for i, idx := range sent {
+		var te *domain.TransitionError
+		if errs[i] != nil && !errors.As(errs[i], &te) {
+			results[idx].Err = errs[i]
+			continue
+		}
+		results[idx].Queued = true
+	}
 }
 
 // message builds a task's message and finds its agent's queue.
 func (d *Dispatcher) message(ctx context.Context, t domain.Task, agents map[string]domain.Agent, policies map[string]*domain.Policy) ([]byte, string, error) {
-	ak := t.TenantID + "/" + t.AgentID
+	ak := AgentKey(t.TenantID, t.AgentID)
 	a, ok := agents[ak]
 	if !ok {
 		var err error
@@ -131,7 +225,7 @@ func (d *Dispatcher) message(ctx context.Context, t domain.Task, agents map[stri
 	}
 	var policy *domain.Policy
 	if t.PolicyID != "" {
-		pk := t.TenantID + "/" + t.PolicyID
+		pk := PolicyKey(t.TenantID, t.PolicyID)
 		policy, ok = policies[pk]
 		if !ok {
 			p, err := d.Store.GetPolicy(ctx, t.TenantID, t.PolicyID)

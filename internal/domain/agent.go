@@ -116,6 +116,10 @@ type Agent struct {
 	SecretHash               string     `json:"-"`
 	CreatedAt                time.Time  `json:"createdAt"`
 	UpdatedAt                time.Time  `json:"updatedAt"`
+	// OfflineSince is when the scheduler found the agent silent. A heartbeat makes the agent
+	// online again but leaves it set, so the scheduler learns of the return, announces it and
+	// clears it.
+	OfflineSince *time.Time `json:"offlineSince,omitempty"`
 	// Version increases with every stored change; updates must name the version they read.
 	Version int64 `json:"version"`
 }

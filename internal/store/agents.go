@@ -16,7 +16,9 @@ import (
 
 // agentItem is an agent. While it is online it sits in the due index at the moment it would
 // turn silent (three heartbeat intervals after it was last seen); every heartbeat moves that
-// moment on, so the scheduler finds silent agents without looking at the others.
+// moment on, so the scheduler finds silent agents without looking at the others. An agent that
+// came back online while the scheduler still counts it offline (OfflineSince is set) is due at
+// once, so the scheduler announces its return on its next tick.
 type agentItem struct {
 	key
 	GSI2PK string `json:"GSI2PK,omitempty"`
@@ -35,8 +37,11 @@ func (it agentItem) domain() domain.Agent {
 func newAgentItem(a domain.Agent) agentItem {
 	it := agentItem{key: agentKey(a.TenantID, a.ID), Entity: entityAgent, Agent: a, SecretHash: a.SecretHash}
 	if a.Status == domain.AgentOnline && a.LastSeenAt != nil {
-		silentAt := a.LastSeenAt.Add(3 * time.Duration(a.HeartbeatIntervalSeconds) * time.Second)
-		it.GSI2PK, it.GSI2SK = dueGSI2(shardOf(a.TenantID, a.ID)), agentDueSK(a.TenantID, a.ID, silentAt)
+		dueAt := a.LastSeenAt.Add(3 * time.Duration(a.HeartbeatIntervalSeconds) * time.Second)
+		if a.OfflineSince != nil {
+			dueAt = *a.LastSeenAt
+		}
+		it.GSI2PK, it.GSI2SK = dueGSI2(shardOf(a.TenantID, a.ID)), agentDueSK(a.TenantID, a.ID, dueAt)
 	}
 	return it
 }

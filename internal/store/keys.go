@@ -24,6 +24,7 @@ import (
 //	policy name guard TENANT#t              POLICYNAME#name
 //	assignment        TENANT#t#POLICY#p     AGENT#a             TENANT#t#AGENT#a#POLICIES / POLICY#p
 //	slot              TENANT#t#POLICY#p     SLOT#a#kind                                               DUE#shard / due#SLOT#t#p#a#kind
+//	overdue check     TENANT#t#POLICY#p     OVERDUE#a#kind                                            DUE#shard / checkAt#OVERDUE#t#p#a#kind
 //	task              TENANT#t              TASK#id             TENANT#t#AGENT#a#TASKS / TASK#id      DUE#shard / due#TASK#t#id            TENANT#t#AGENT#a#ACTIVE / TASK#id
 //	run               TENANT#t              RUN#id              TENANT#t#AGENT#a#RUNS / RUN#id        TENANT#t#POLICY#p#RUNS / RUN#id
 //	log chunk         TENANT#t#RUN#r        LOG#seq
@@ -44,6 +45,7 @@ const (
 	prefixEnroll    = "ENROLL#"
 	prefixAgentCred = "AGENTCRED#"
 	prefixDue       = "DUE#"
+	prefixOverdue   = "OVERDUE#"
 )
 
 // Item types, stored in every item's "entity" attribute so mixed queries (the due index) can
@@ -59,6 +61,7 @@ const (
 	entityPolicyName = "policyname"
 	entityAssignment = "assignment"
 	entitySlot       = "slot"
+	entityOverdue    = "overduecheck"
 	entityTask       = "task"
 	entityRun        = "run"
 	entityLog        = "log"
@@ -93,6 +96,9 @@ func retryBudgetKey(t, a string, hour time.Time) key {
 func snapshotKey(t, a string, at time.Time, id string) key {
 	return key{agentPK(t, a), prefixSnap + fmtTime(at) + "#" + id}
 }
+func overdueCheckKey(t, p, a string, k domain.SlotKind) key {
+	return key{policyPK(t, p), prefixOverdue + a + "#" + string(k)}
+}
 
 func policyPK(t, p string) string { return tenantPK(t) + "#POLICY#" + p }
 func agentPK(t, a string) string  { return tenantPK(t) + "#AGENT#" + a }
@@ -119,6 +125,10 @@ func dueSK(at time.Time, rest string) string { return fmtTime(at) + "#" + rest }
 
 func slotDueSK(t, p, a string, k domain.SlotKind, at time.Time) string {
 	return dueSK(at, "SLOT#"+t+"#"+p+"#"+a+"#"+string(k))
+}
+
+func overdueCheckDueSK(t, p, a string, k domain.SlotKind, at time.Time) string {
+	return dueSK(at, prefixOverdue+t+"#"+p+"#"+a+"#"+string(k))
 }
 
 func taskDueSK(t, id string, at time.Time) string { return dueSK(at, "TASK#"+t+"#"+id) }

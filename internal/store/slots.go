@@ -65,12 +65,15 @@ func (s *Store) PutSlot(ctx context.Context, tenantID string, sl domain.Slot) er
 }
 
 // Due is one entry of the due index: a slot whose next run time has come, a task the scheduler
-// must send, retry or expire, or an agent that went silent. Exactly one is set.
+// must send, retry or expire, an agent that went silent (or came back), or a slot's overdue
+// check. Exactly one is set.
 type Due struct {
 	Slot *domain.Slot
 	Task *domain.Task
-	// Agent is an online agent whose heartbeats have stopped for three intervals.
+	// Agent is an online agent whose heartbeats have stopped for three intervals, or one that
+	// came back while the scheduler still counts it offline.
 	Agent *domain.Agent
+	Check *OverdueCheck
 }
 
 // QueryDue returns the entries of one due-index shard that are due at or before now, oldest
@@ -109,6 +112,12 @@ func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Pag
 			}
 			a := it.domain()
 			due = append(due, Due{Agent: &a})
+		case entityOverdue:
+			var it overdueCheckItem
+			if err := unmarshal(m, &it); err != nil {
+				return err
+			}
+			due = append(due, Due{Check: &it.OverdueCheck})
 		}
 		return nil
 	})
@@ -124,10 +133,15 @@ func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Pag
 type Claim struct {
 	// Slot is the slot as read from the due index; its NextRunAt is the condition.
 	Slot domain.Slot
-	// Next is the slot's next run time after this one.
+	// Next is the slot's next run time after this one; zero when the schedule has none, which
+	// takes the slot out of the due index.
 	Next time.Time
 	// Task is the task to create; it is usually pending, to be sent afterwards.
 	Task domain.Task
+	// CheckAt, when set, watches the claimed run: unless an earlier run of the slot is watched
+	// already, the scheduler looks at CheckAt whether it succeeded (an OverdueCheck for the run
+	// planned at Slot.NextRunAt).
+	CheckAt time.Time
 }
 
 // ClaimResult says how one claim ended.
@@ -137,73 +151,136 @@ type ClaimResult struct {
 	Err error
 }
 
-// maxClaimsPerTransaction keeps a transaction within DynamoDB's 100 actions (two per claim).
-const maxClaimsPerTransaction = 50
+// maxTransactionActions is DynamoDB's limit on the actions of one transaction.
+const maxTransactionActions = 100
+
+// maxConflictTries bounds how often a single claim is tried again when another transaction on
+// the same items was in progress (which decides nothing about who wins).
+const maxConflictTries = 3
 
 // ClaimSlots decides a batch of claims with as few requests as it can: claims share
-// transactions of up to 100 actions; when a condition cancels a shared transaction, its claims
-// are decided one by one, so one lost claim does not lose the others.
+// transactions of up to 100 actions (two or three per claim); when a condition cancels a shared
+// transaction, its claims are decided one by one, so one lost claim does not lose the others.
 func (s *Store) ClaimSlots(ctx context.Context, claims []Claim) []ClaimResult {
 	results := make([]ClaimResult, len(claims))
-	for start := 0; start < len(claims); start += maxClaimsPerTransaction {
-		end := min(start+maxClaimsPerTransaction, len(claims))
-		s.claimChunk(ctx, claims[start:end], results[start:end])
+	actions := make([][]types.TransactWriteItem, len(claims))
+	for i, c := range claims {
+		actions[i], results[i].Err = s.claimActions(c)
 	}
+	start, n := 0, 0
+	for i := range claims {
+		if n+len(actions[i]) > maxTransactionActions {
+			s.claimChunk(ctx, actions[start:i], results[start:i])
+			start, n = i, 0
+		}
+		n += len(actions[i])
+	}
+	s.claimChunk(ctx, actions[start:], results[start:])
 	return results
 }
 
-func (s *Store) claimChunk(ctx context.Context, claims []Claim, results []ClaimResult) {
-	items := make([]types.TransactWriteItem, 0, 2*len(claims))
-	for i, c := range claims {
-		actions, err := s.claimActions(c)
-		if err != nil {
-			results[i].Err = err
-			continue
-		}
-		items = append(items, actions...)
+// claimChunk runs the actions of some claims (nil for a claim that could not be built) in one
+// transaction, deciding each claim on its own when the transaction is cancelled.
+func (s *Store) claimChunk(ctx context.Context, actions [][]types.TransactWriteItem, results []ClaimResult) {
+	var items []types.TransactWriteItem
+	for _, a := range actions {
+		items = append(items, a...)
 	}
 	if len(items) == 0 {
 		return
 	}
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	if err == nil {
+	switch {
+	case err == nil:
 		for i := range results {
 			results[i].Won = results[i].Err == nil
 		}
 		return
+	case cancelReasons(err) == nil:
+		// Not a decision about any claim (throttling, a network error): trying each claim on
+		// its own would only multiply the load.
+		for i := range results {
+			if results[i].Err == nil {
+				results[i].Err = fmt.Errorf("claim slot: %w", err)
+			}
+		}
+		return
+	case len(actions) > 1:
+		// Decide each claim on its own: one lost or conflicting claim cancels a shared
+		// transaction.
+		for i := range actions {
+			if results[i].Err == nil {
+				s.claimOne(ctx, actions[i], &results[i])
+			}
+		}
+		return
 	}
-	if len(claims) == 1 {
+	s.decideCancelled(ctx, actions[0], &results[0], err, 0)
+}
+
+// claimOne decides a single claim.
+func (s *Store) claimOne(ctx context.Context, actions []types.TransactWriteItem, result *ClaimResult) {
+	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: actions})
+	if err == nil {
+		result.Won = true
+		return
+	}
+	s.decideCancelled(ctx, actions, result, err, 0)
+}
+
+// decideCancelled settles a single claim whose transaction failed with err: a failed condition
+// means another scheduler won it; a conflicting transaction in progress is waited out and the
+// claim tried again.
+func (s *Store) decideCancelled(ctx context.Context, actions []types.TransactWriteItem, result *ClaimResult, err error, attempt int) {
+	for {
 		if _, ok := cancelledByCondition(err); ok {
 			return
 		}
-		results[0].Err = fmt.Errorf("claim slot: %w", err)
-		return
-	}
-	// Decide each claim on its own: one lost or conflicting claim cancels a shared transaction.
-	for i := range claims {
-		if results[i].Err == nil {
-			s.claimChunk(ctx, claims[i:i+1], results[i:i+1])
+		if cancelReasons(err) == nil || attempt >= maxConflictTries {
+			result.Err = fmt.Errorf("claim slot: %w", err)
+			return
+		}
+		if werr := sleepBackoff(ctx, attempt); werr != nil {
+			result.Err = fmt.Errorf("claim slot: %w", werr)
+			return
+		}
+		attempt++
+		if _, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: actions}); err == nil {
+			result.Won = true
+			return
 		}
 	}
 }
 
+// claimActions builds a claim's transaction actions. The slot is updated, not replaced, so what
+// others write to it meanwhile (the agent API records its last success) is kept.
 func (s *Store) claimActions(c Claim) ([]types.TransactWriteItem, error) {
-	if c.Slot.NextRunAt == nil {
-		return nil, fmt.Errorf("claim slot %s/%s: slot is not due", c.Slot.PolicyID, c.Slot.AgentID)
+	sl := c.Slot
+	if sl.NextRunAt == nil {
+		return nil, fmt.Errorf("claim slot %s/%s: slot is not due", sl.PolicyID, sl.AgentID)
 	}
 	if err := c.Task.Validate(); err != nil {
 		return nil, err
 	}
-	next := c.Slot
-	next.NextRunAt = &c.Next
 	now := s.nowUTC()
-	next.LastDispatchedAt, next.LastTaskID, next.WaitReason = &now, c.Task.ID, ""
-	slot, err := marshal(newSlotItem(next))
-	if err != nil {
-		return nil, err
+	values := map[string]types.AttributeValue{
+		":expected": str(fmtTime(*sl.NextRunAt)),
+		":now":      str(fmtTime(now)),
+		":task":     str(c.Task.ID),
+	}
+	update := "SET lastDispatchedAt = :now, lastTaskId = :task"
+	remove := " REMOVE waitReason"
+	if c.Next.IsZero() {
+		remove += ", nextRunAt, " + resources.AttrGSI2PK + ", " + resources.AttrGSI2SK
+	} else {
+		next := sl
+		next.NextRunAt = &c.Next
+		it := newSlotItem(next)
+		update += ", nextRunAt = :next, " + resources.AttrGSI2PK + " = :gpk, " + resources.AttrGSI2SK + " = :gsk"
+		values[":next"], values[":gpk"], values[":gsk"] = str(fmtTime(c.Next)), str(it.GSI2PK), str(it.GSI2SK)
 	}
 	t := c.Task
-	t.TenantID = c.Slot.TenantID
+	t.TenantID = sl.TenantID
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = now
 	}
@@ -212,14 +289,22 @@ func (s *Store) claimActions(c Claim) ([]types.TransactWriteItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []types.TransactWriteItem{
-		{Put: &types.Put{
-			TableName: &s.table, Item: slot,
+	actions := []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName: &s.table, Key: slotKey(sl.TenantID, sl.PolicyID, sl.AgentID, sl.Kind).av(),
+			UpdateExpression:          aws.String(update + remove),
 			ConditionExpression:       aws.String("nextRunAt = :expected"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":expected": str(fmtTime(*c.Slot.NextRunAt))},
+			ExpressionAttributeValues: values,
 		}},
 		{Put: &types.Put{TableName: &s.table, Item: task, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
-	}, nil
+	}
+	if !c.CheckAt.IsZero() {
+		actions = append(actions, types.TransactWriteItem{Update: s.overdueCheckUpdate(OverdueCheck{
+			TenantID: sl.TenantID, PolicyID: sl.PolicyID, AgentID: sl.AgentID, Kind: sl.Kind,
+			PlannedAt: *sl.NextRunAt, CheckAt: c.CheckAt,
+		}, true)})
+	}
+	return actions, nil
 }
 
 // SetSlotWait records why a due slot was not dispatched, keeping it due. It changes nothing
