@@ -1,0 +1,355 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/restic-monitor/restic-monitor/events"
+	"github.com/restic-monitor/restic-monitor/internal/dispatch"
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/store"
+)
+
+// Store is what a tick reads and writes.
+type Store interface {
+	QueryDue(ctx context.Context, shard int, now time.Time, page store.Page) ([]store.Due, string, error)
+	GetAgents(ctx context.Context, refs []store.AgentRef) (map[store.AgentRef]domain.Agent, error)
+	GetPolicies(ctx context.Context, refs []store.PolicyRef) (map[store.PolicyRef]domain.Policy, error)
+	GetSlots(ctx context.Context, refs []store.SlotRef) (map[store.SlotRef]domain.Slot, error)
+	ListActiveTasks(ctx context.Context, tenantID, agentID string) ([]domain.Task, error)
+	ClaimSlots(ctx context.Context, claims []store.Claim) []store.ClaimResult
+	SetSlotWait(ctx context.Context, sl domain.Slot, reason string) error
+	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
+	SetAgentOffline(ctx context.Context, tenantID, agentID string, now time.Time) (domain.Agent, bool, error)
+	ClearAgentOffline(ctx context.Context, tenantID, agentID string) (domain.Agent, bool, error)
+	WatchSlot(ctx context.Context, c store.OverdueCheck) error
+	AnnounceOverdue(ctx context.Context, c store.OverdueCheck, lastSuccess *time.Time, recheckAt time.Time) (bool, error)
+	RecheckOverdue(ctx context.Context, c store.OverdueCheck, recheckAt time.Time) error
+	EndOverdueCheck(ctx context.Context, c store.OverdueCheck, announced bool) (bool, error)
+}
+
+// Sender sends tasks to their agents' queues and marks them queued; *dispatch.Dispatcher is one.
+type Sender interface {
+	SendKnown(ctx context.Context, tasks []domain.Task, known dispatch.Known) []dispatch.Result
+}
+
+// Emitter publishes domain events for the notification work that consumes them.
+type Emitter interface {
+	Emit(ctx context.Context, evs []events.Event) error
+}
+
+// Config tunes a Scheduler. Zero values take the defaults below.
+type Config struct {
+	// OverdueGrace is how long after its planned time a backup must have succeeded before its
+	// slot counts as overdue.
+	OverdueGrace time.Duration
+	// StartWithin is how long an agent has to start a scheduled task whose policy sets no
+	// runDeadline.
+	StartWithin time.Duration
+	// PendingGrace is how long a pending task is left to whoever created it to send; after that
+	// the tick sends it.
+	PendingGrace time.Duration
+	// Concurrency bounds the requests one phase of a tick has in flight.
+	Concurrency int
+	// MaxDuePerShard bounds the entries one tick reads from a shard; the rest wait for the next
+	// tick, so a backlog cannot make a tick outrun its Lambda timeout.
+	MaxDuePerShard int
+	// ClaimReserve is the time a tick keeps, before its context's deadline, to send what it
+	// claimed: no claim starts later than that.
+	ClaimReserve time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultOverdueGrace   = 2 * time.Hour
+	DefaultStartWithin    = time.Hour
+	DefaultPendingGrace   = 30 * time.Second
+	DefaultConcurrency    = 16
+	DefaultMaxDuePerShard = 5000
+	DefaultClaimReserve   = 10 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.OverdueGrace <= 0 {
+		c.OverdueGrace = DefaultOverdueGrace
+	}
+	if c.StartWithin <= 0 {
+		c.StartWithin = DefaultStartWithin
+	}
+	if c.PendingGrace <= 0 {
+		c.PendingGrace = DefaultPendingGrace
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxDuePerShard <= 0 {
+		c.MaxDuePerShard = DefaultMaxDuePerShard
+	}
+	if c.ClaimReserve <= 0 {
+		c.ClaimReserve = DefaultClaimReserve
+	}
+	return c
+}
+
+// Scheduler runs ticks.
+type Scheduler struct {
+	Store   Store
+	Sender  Sender
+	Emitter Emitter
+	Log     *slog.Logger
+	Config  Config
+	// Clock measures how long a tick took, for its summary; nil reports no duration. It never
+	// decides anything: a tick's time is the one it is given.
+	Clock func() time.Time
+}
+
+// Summary says what one tick did.
+type Summary struct {
+	Now time.Time `json:"now"`
+	// Due is how many due-index entries the tick read.
+	Due int `json:"due"`
+	// Dispatched counts the tasks whose message went out: Claimed new runs, Resent pending
+	// tasks and Retried tries.
+	Dispatched int `json:"dispatched"`
+	Claimed    int `json:"claimed"`
+	Resent     int `json:"resent"`
+	Retried    int `json:"retried"`
+	// Lost counts claims another tick won; Unsent, tasks left pending (or retrying) because
+	// their message could not be sent — the next tick sends them.
+	Lost   int `json:"lost"`
+	Unsent int `json:"unsent"`
+	// Waiting counts the slots and tasks held back, by why: offline, backing_off, saturated,
+	// unschedulable (the slot's policy or agent is gone or disabled).
+	Waiting    map[string]int `json:"waiting"`
+	Expired    int            `json:"expired"`
+	Failed     int            `json:"failed"`
+	Offline    int            `json:"offline"`
+	Online     int            `json:"online"`
+	Overdue    int            `json:"overdue"`
+	Recovered  int            `json:"recovered"`
+	Errors     int            `json:"errors"`
+	DurationMS int64          `json:"durationMs"`
+}
+
+// tick is the state of one run of Tick. Its counters and events are shared by the goroutines of
+// a phase, under mu.
+type tick struct {
+	s   *Scheduler
+	cfg Config
+	now time.Time
+	log *slog.Logger
+	mu  sync.Mutex
+	sum Summary
+	evs []events.Event
+
+	agents   map[store.AgentRef]domain.Agent
+	policies map[store.PolicyRef]domain.Policy
+	slots    map[store.SlotRef]domain.Slot
+}
+
+func (t *tick) count(f func(*Summary)) {
+	t.mu.Lock()
+	f(&t.sum)
+	t.mu.Unlock()
+}
+
+func (t *tick) emit(ev events.Event) {
+	t.mu.Lock()
+	t.evs = append(t.evs, ev)
+	t.mu.Unlock()
+}
+
+func (t *tick) wait(kind string) {
+	t.count(func(s *Summary) { s.Waiting[kind]++ })
+}
+
+// fail logs an error the tick goes on after; what it concerns is retried by the next tick.
+func (t *tick) fail(ctx context.Context, msg string, err error, attrs ...any) {
+	t.count(func(s *Summary) { s.Errors++ })
+	t.log.ErrorContext(ctx, msg, append(attrs, "error", err)...)
+}
+
+// Tick runs one tick at now. It returns an error only when it could not read all of the due
+// index: what it read, it handled, and failures of single entries are counted in the summary,
+// logged, and retried by the next tick.
+func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
+	t := &tick{
+		s: s, cfg: s.Config.withDefaults(), now: now.UTC(), log: s.Log,
+		sum: Summary{Now: now.UTC(), Waiting: map[string]int{}},
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	due, readErr := t.readDue(ctx)
+	t.sum.Due = len(due)
+
+	var (
+		slots   []domain.Slot
+		tasks   []domain.Task
+		agents  []domain.Agent
+		checks  []store.OverdueCheck
+		refs    = refSet{}
+		pending []domain.Task
+	)
+	for _, d := range due {
+		switch {
+		case d.Slot != nil:
+			slots = append(slots, *d.Slot)
+			refs.agent(d.Slot.TenantID, d.Slot.AgentID)
+			refs.policy(d.Slot.TenantID, d.Slot.PolicyID)
+		case d.Task != nil:
+			tasks = append(tasks, *d.Task)
+		case d.Agent != nil:
+			agents = append(agents, *d.Agent)
+		case d.Check != nil:
+			checks = append(checks, *d.Check)
+			refs.slot(d.Check.Ref())
+			refs.policy(d.Check.TenantID, d.Check.PolicyID)
+		}
+	}
+
+	// Health of agents first, so that the reads below see an agent that just went offline.
+	t.agentHealth(ctx, agents)
+
+	tasks = t.expireTasks(ctx, tasks)
+	for _, task := range tasks {
+		refs.agent(task.TenantID, task.AgentID)
+		if task.PolicyID != "" {
+			refs.policy(task.TenantID, task.PolicyID)
+		}
+	}
+	if err := t.load(ctx, refs); err != nil {
+		// Without agents and policies nothing can be decided safely; the next tick tries again.
+		t.fail(ctx, "read agents, policies and slots", err)
+		return t.finish(ctx), errors.Join(readErr, err)
+	}
+
+	var retries []domain.Task
+	for _, task := range tasks {
+		switch task.Status {
+		case domain.TaskPending:
+			if p, ok := t.pendingToSend(task); ok {
+				pending = append(pending, p)
+			}
+		case domain.TaskRetrying:
+			if r, ok := t.retryToSend(ctx, task); ok {
+				retries = append(retries, r)
+			}
+		}
+	}
+
+	plan := t.planWork(ctx, slots, retries)
+	won := t.claim(ctx, plan.claims)
+	t.send(ctx, won, pending, plan.retries)
+	t.overdueChecks(ctx, checks)
+	return t.finish(ctx), readErr
+}
+
+// finish emits the tick's events and completes its summary.
+func (t *tick) finish(ctx context.Context) Summary {
+	if len(t.evs) > 0 && t.s.Emitter != nil {
+		sort.SliceStable(t.evs, func(i, j int) bool { return t.evs[i].Time.Before(t.evs[j].Time) })
+		if err := t.s.Emitter.Emit(ctx, t.evs); err != nil {
+			t.fail(ctx, "emit events", err, "events", len(t.evs))
+		}
+	}
+	return t.sum
+}
+
+// readDue reads every shard of the due index up to the tick's time, the shards in parallel.
+func (t *tick) readDue(ctx context.Context) ([]store.Due, error) {
+	perShard := make([][]store.Due, resources.DueShards)
+	errs := make([]error, resources.DueShards)
+	forEach(resources.DueShards, t.cfg.Concurrency, func(shard int) {
+		page := store.Page{Limit: 100}
+		for {
+			due, next, err := t.s.Store.QueryDue(ctx, shard, t.now, page)
+			if err != nil {
+				errs[shard] = err
+				t.fail(ctx, "read the due index", err, "shard", shard)
+				return
+			}
+			perShard[shard] = append(perShard[shard], due...)
+			if next == "" {
+				return
+			}
+			if len(perShard[shard]) >= t.cfg.MaxDuePerShard {
+				t.log.WarnContext(ctx, "due shard has more entries than one tick handles; the rest wait for the next tick",
+					"shard", shard, "read", len(perShard[shard]))
+				return
+			}
+			page.Cursor = next
+		}
+	})
+	var all []store.Due
+	for _, d := range perShard {
+		all = append(all, d...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return all, fmt.Errorf("read due index: %w", err)
+	}
+	return all, nil
+}
+
+// refSet collects the agents, policies and slots a tick needs to read.
+type refSet struct {
+	agents   []store.AgentRef
+	policies []store.PolicyRef
+	slots    []store.SlotRef
+}
+
+func (r *refSet) agent(tenantID, agentID string) {
+	r.agents = append(r.agents, store.AgentRef{TenantID: tenantID, AgentID: agentID})
+}
+
+func (r *refSet) policy(tenantID, policyID string) {
+	r.policies = append(r.policies, store.PolicyRef{TenantID: tenantID, PolicyID: policyID})
+}
+
+func (r *refSet) slot(ref store.SlotRef) { r.slots = append(r.slots, ref) }
+
+// load reads the agents, policies and slots the due entries name, in batches and in parallel.
+func (t *tick) load(ctx context.Context, refs refSet) error {
+	var wg sync.WaitGroup
+	var aerr, perr, serr error
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		t.agents, aerr = t.s.Store.GetAgents(ctx, refs.agents)
+	}()
+	go func() {
+		defer wg.Done()
+		t.policies, perr = t.s.Store.GetPolicies(ctx, refs.policies)
+	}()
+	go func() {
+		defer wg.Done()
+		t.slots, serr = t.s.Store.GetSlots(ctx, refs.slots)
+	}()
+	wg.Wait()
+	return errors.Join(aerr, perr, serr)
+}
+
+// forEach calls fn for 0..n-1 with at most limit calls running at once.
+func forEach(n, limit int, fn func(i int)) {
+	if n == 0 {
+		return
+	}
+	sem := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
