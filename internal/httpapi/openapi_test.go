@@ -2,17 +2,21 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
 )
 
@@ -144,4 +148,158 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// contract calls tenant routes and holds each answer (and each accepted request body) to the
+// schema the document gives it, so the document cannot drift from what the API sends.
+type contract struct {
+	t   *testing.T
+	h   *harness
+	doc *openapi3.T
+	// seen counts the (route, status) pairs checked.
+	seen map[string]bool
+}
+
+// call sends a request to the route of pattern and checks the answer against the document.
+func (c *contract) call(method, pattern, path, credential string, body any, want int) response {
+	c.t.Helper()
+	res := c.h.call(method, path, credential, body)
+	tenantStatus(c.t, want, res, method, " ", path)
+	op := c.doc.Paths.Value(pattern).GetOperation(method)
+	require.NotNil(c.t, op, "%s %s is not documented", method, pattern)
+	ref := op.Responses.Value(strconv.Itoa(res.Status))
+	require.NotNil(c.t, ref, "%s %s: status %d is not documented", method, pattern, res.Status)
+	c.seen[method+" "+pattern+" "+strconv.Itoa(res.Status)] = true
+	if res.Status == http.StatusNoContent {
+		assert.Empty(c.t, res.Body)
+		return res
+	}
+	media := ref.Value.Content.Get("application/json")
+	require.NotNil(c.t, media, "%s %s %d: no JSON schema", method, pattern, res.Status)
+	var got any
+	require.NoError(c.t, json.Unmarshal([]byte(res.Body), &got))
+	assert.NoError(c.t, media.Schema.Value.VisitJSON(got, openapi3.EnableJSONSchema2020()), "%s %s %d: the answer does not match the document: %s", method, path, res.Status, res.Body)
+	if res.Status < 300 && body != nil {
+		raw, err := json.Marshal(body)
+		require.NoError(c.t, err)
+		var sent any
+		require.NoError(c.t, json.Unmarshal(raw, &sent))
+		media := op.RequestBody.Value.Content.Get("application/json")
+		require.NotNil(c.t, media, "%s %s: no JSON request body", method, pattern)
+		assert.NoError(c.t, media.Schema.Value.VisitJSON(sent, openapi3.EnableJSONSchema2020()), "%s %s: an accepted body the document refuses: %s", method, pattern, raw)
+	}
+	return res
+}
+
+func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
+	h := newHarness(t)
+	h.clock = time.Now().UTC().Truncate(time.Second)
+	c := &contract{t: t, h: h, doc: loadOpenAPI(t), seen: map[string]bool{}}
+	w := newTenantWorld(h, "acme")
+	a := w.agent("web-1", map[string]string{"env": "prod"})
+	missing := domain.NewID(h.clock)
+	const get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
+
+	c.call(get, "/v1/overview", "/v1/overview", w.viewer, nil, 200)
+	c.call(get, "/v1/overview", "/v1/overview", "", nil, 401)
+	c.call(get, "/v1/agents", "/v1/agents?label=env:prod&limit=1", w.viewer, nil, 200)
+	c.call(get, "/v1/agents", "/v1/agents?cursor=bad", w.viewer, nil, 400)
+	c.call(get, "/v1/agents/{agentId}", "/v1/agents/"+a.ID, w.viewer, nil, 200)
+	c.call(get, "/v1/agents/{agentId}", "/v1/agents/"+missing, w.viewer, nil, 404)
+	c.call(get, "/v1/agents/{agentId}", "/v1/agents/"+a.ID, a.Credential, nil, 403)
+	res := c.call(patch, "/v1/agents/{agentId}", "/v1/agents/"+a.ID, w.operator, map[string]any{"version": a.Version, "labels": map[string]any{"site": "fra1"}}, 200)
+	c.call(patch, "/v1/agents/{agentId}", "/v1/agents/"+a.ID, w.operator, map[string]any{"version": a.Version}, 409)
+	c.call(patch, "/v1/agents/{agentId}", "/v1/agents/"+a.ID, w.operator, map[string]any{"labels": map[string]any{}}, 422)
+	var patched domain.Agent
+	res.JSON(t, &patched)
+
+	res = c.call(post, "/v1/enrollment-tokens", "/v1/enrollment-tokens", w.operator, map[string]any{"maxUses": 2, "expiresIn": "2h", "labels": map[string]string{"site": "fra1"}}, 201)
+	var token createdToken
+	res.JSON(t, &token)
+	c.call(get, "/v1/enrollment-tokens", "/v1/enrollment-tokens", w.viewer, nil, 200)
+	c.call(del, "/v1/enrollment-tokens/{tokenId}", "/v1/enrollment-tokens/"+token.ID, w.operator, nil, 204)
+	c.call(del, "/v1/enrollment-tokens/{tokenId}", "/v1/enrollment-tokens/x", w.operator, nil, 400)
+
+	c.call(post, "/v1/repositories", "/v1/repositories", w.operator, map[string]any{"name": "repo-main", "backend": "local", "location": "/srv/restic"}, 201)
+	c.call(post, "/v1/repositories", "/v1/repositories", w.operator, map[string]any{"name": "repo-main", "backend": "local", "location": "/srv/restic"}, 409)
+	c.call(post, "/v1/repositories", "/v1/repositories", w.viewer, map[string]any{"name": "repo-x", "backend": "local", "location": "/srv"}, 403)
+	c.call(get, "/v1/repositories", "/v1/repositories", w.viewer, nil, 200)
+	c.call(get, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.viewer, nil, 200)
+	c.call(put, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, map[string]any{"backend": "local", "location": "/srv/restic2", "description": "moved", "version": 1}, 200)
+	c.call(put, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, map[string]any{"backend": "nfs", "location": "/srv", "version": 2}, 422)
+
+	body := tenantPolicyBody("nightly", "repo-main")
+	body["checkSchedule"] = map[string]any{"cron": "@weekly", "spread": "1h"}
+	body["tags"] = []string{"nightly"}
+	body["maxRetries"] = 2
+	res = c.call(post, "/v1/policies", "/v1/policies", w.operator, body, 201)
+	var p domain.Policy
+	res.JSON(t, &p)
+	c.call(post, "/v1/policies", "/v1/policies", w.operator, map[string]any{"name": "x"}, 422)
+	c.call(get, "/v1/policies", "/v1/policies?repository=repo-main", w.viewer, nil, 200)
+	c.call(get, "/v1/policies/{policyId}", "/v1/policies/"+p.ID, w.viewer, nil, 200)
+	body["version"], body["description"] = p.Version, "replaced"
+	c.call(put, "/v1/policies/{policyId}", "/v1/policies/"+p.ID, w.operator, body, 200)
+	c.call(patch, "/v1/policies/{policyId}", "/v1/policies/"+p.ID, w.operator, map[string]any{"version": p.Version + 1, "description": nil}, 200)
+	c.call(patch, "/v1/policies/{policyId}", "/v1/policies/"+p.ID, w.operator, map[string]any{"version": p.Version}, 409)
+	c.call(post, "/v1/policies/{policyId}/agents", "/v1/policies/"+p.ID+"/agents", w.operator, map[string]any{"agentIds": []string{a.ID}}, 200)
+	c.call(post, "/v1/policies/{policyId}/agents", "/v1/policies/"+p.ID+"/agents", w.operator, map[string]any{"agentIds": []string{missing}}, 422)
+	c.call(get, "/v1/policies/{policyId}/agents", "/v1/policies/"+p.ID+"/agents", w.viewer, nil, 200)
+	c.call(get, "/v1/agents/{agentId}/policies", "/v1/agents/"+a.ID+"/policies", w.viewer, nil, 200)
+	c.call(del, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, nil, 409)
+
+	res = c.call(post, "/v1/tasks", "/v1/tasks", w.operator, map[string]any{"type": "backup", "agentId": a.ID, "policyId": p.ID, "startWithin": "2h"}, 201)
+	var task domain.Task
+	res.JSON(t, &task)
+	c.call(post, "/v1/tasks", "/v1/tasks", w.operator, map[string]any{"type": "restore", "agentId": a.ID, "repository": "repo-main",
+		"params": map[string]any{"snapshotId": "latest", "target": "/srv/restore", "includePaths": []string{"/data/x"}, "verify": true}}, 201)
+	c.call(post, "/v1/tasks", "/v1/tasks", w.operator, map[string]any{"type": "restore", "agentId": a.ID}, 422)
+	drainTaskQueue(t, a.QueueURL)
+	c.call(get, "/v1/tasks", "/v1/tasks?type=backup&status=queued&agentId="+a.ID, w.viewer, nil, 200)
+	c.call(get, "/v1/tasks/{taskId}", "/v1/tasks/"+task.ID, w.viewer, nil, 200)
+	c.call(get, "/v1/agents/{agentId}/tasks", "/v1/agents/"+a.ID+"/tasks", w.viewer, nil, 200)
+	c.call(post, "/v1/tasks/{taskId}/cancel", "/v1/tasks/"+task.ID+"/cancel", w.operator, nil, 200)
+	c.call(post, "/v1/tasks/{taskId}/cancel", "/v1/tasks/"+task.ID+"/cancel", w.operator, nil, 409)
+
+	run := w.run(a.ID, p.ID, domain.TaskPartial, h.clock.Add(-time.Hour), []string{"scan", "warning: /data/locked: permission denied"})
+	_, err := h.store.UpdateRun(context.Background(), w.id, run.ID, func(r *domain.Run) error {
+		r.UnreadablePaths = []string{"/data/locked"}
+		r.Progress = &domain.Progress{PercentDone: 1, TotalFiles: 3, FilesDone: 3}
+		return nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, h.store.PutSnapshots(context.Background(), w.id, a.ID, []domain.Snapshot{
+		{ID: "4f8a2c1e9b7d", ShortID: "4f8a2c1e", Repository: "repo-main", Time: h.clock, Hostname: "web-1", Paths: []string{"/data"}, Tags: []string{"nightly"}, PolicyID: p.ID},
+	}))
+	c.call(get, "/v1/runs", "/v1/runs?policyId="+p.ID+"&since="+h.clock.Add(-2*time.Hour).Format(time.RFC3339), w.viewer, nil, 200)
+	c.call(get, "/v1/runs/{runId}", "/v1/runs/"+run.ID, w.viewer, nil, 200)
+	c.call(get, "/v1/runs/{runId}/logs", "/v1/runs/"+run.ID+"/logs", w.viewer, nil, 200)
+	c.call(get, "/v1/runs/{runId}/logs", "/v1/runs/"+missing+"/logs", w.viewer, nil, 404)
+	c.call(get, "/v1/agents/{agentId}/runs", "/v1/agents/"+a.ID+"/runs", w.viewer, nil, 200)
+	c.call(get, "/v1/agents/{agentId}/snapshots", "/v1/agents/"+a.ID+"/snapshots", w.viewer, nil, 200)
+
+	sl, err := h.store.GetSlot(context.Background(), w.id, p.ID, a.ID, domain.SlotBackup)
+	require.NoError(t, err)
+	sl.Overdue = true
+	require.NoError(t, h.store.PutSlot(context.Background(), w.id, sl))
+	c.call(get, "/v1/overview", "/v1/overview", w.viewer, nil, 200)
+
+	res = c.call(post, "/v1/api-keys", "/v1/api-keys", w.admin, map[string]any{"name": "ci", "role": "viewer"}, 201)
+	var key createdKey
+	res.JSON(t, &key)
+	c.call(post, "/v1/api-keys", "/v1/api-keys", w.operator, map[string]any{"name": "ci", "role": "viewer"}, 403)
+	c.call(get, "/v1/api-keys", "/v1/api-keys", w.admin, nil, 200)
+	c.call(del, "/v1/api-keys/{keyId}", "/v1/api-keys/"+key.ID, w.admin, nil, 204)
+
+	c.call(del, "/v1/policies/{policyId}/agents/{agentId}", "/v1/policies/"+p.ID+"/agents/"+a.ID, w.operator, nil, 204)
+	c.call(del, "/v1/policies/{policyId}", "/v1/policies/"+p.ID, w.operator, nil, 204)
+	c.call(del, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, nil, 204)
+	c.call(del, "/v1/agents/{agentId}", "/v1/agents/"+patched.ID, w.operator, nil, 204)
+	c.call(del, "/v1/agents/{agentId}", "/v1/agents/"+patched.ID, w.operator, nil, 404)
+
+	// Every tenant route was held to its success answer.
+	for _, r := range httpapi.TenantRoutes(h.deps) {
+		ok := slices.ContainsFunc([]string{"200", "201", "204"}, func(s string) bool { return c.seen[r.Method+" "+r.Pattern+" "+s] })
+		assert.True(t, ok, "%s %s: no successful answer was checked", r.Method, r.Pattern)
+	}
 }
