@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.6.1
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 export RESTIC_BIN := $(BIN)/restic
 
-.PHONY: all test test-unit dev restic emulator lint bench tools
+.PHONY: all test test-unit dev dev-reset restic emulator lint bench tools
 
 all: test
 
@@ -23,9 +23,19 @@ test: restic emulator
 test-unit:
 	$(GO) test -short ./...
 
-## dev: the whole system on this machine
-dev:
-	@echo "make dev: not yet — the local stack arrives with its own issue"
+## dev: the whole system on this machine: the emulator (unless AWS_ENDPOINT_URL answers), both
+## APIs on 127.0.0.1:8080, the scheduler ticking every minute and one agent backing up a demo
+## folder with restic. State lives in .data/ and survives a restart; make dev-reset clears it.
+dev: restic emulator
+	@echo "==> building the agent and the dev stack"
+	@$(AGENT_BUILD) -o $(BIN)/restic-monitor-agent ./agent/cmd/restic-monitor-agent
+	@$(GO) build -o $(BIN)/rm-dev ./cmd/rm-dev
+	@mkdir -p .data/emulator
+	@KUMO_DATA_DIR=$(CURDIR)/.data/emulator EMULATOR_LOG=$(CURDIR)/.data/emulator.log scripts/with-emulator $(BIN)/rm-dev
+
+## dev-reset: forget everything make dev stored
+dev-reset:
+	rm -rf .data
 
 ## restic: build restic $(RESTIC_VERSION) into bin/ once
 restic: $(BIN)/.restic-$(RESTIC_VERSION)

@@ -31,11 +31,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scheduler:", err)
 		os.Exit(1)
 	}
-	s := &scheduler.Scheduler{
-		Store: core.Store, Sender: core.Dispatcher, Emitter: scheduler.LogEmitter{Log: core.Log},
-		Log: core.Log, Config: cfg, Clock: time.Now,
-	}
-	lambda.Start(s.HandleEvent)
+	lambda.Start(core.Scheduler(cfg).HandleEvent)
 }
 
 // configFromEnv reads the scheduler's own settings.

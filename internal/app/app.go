@@ -25,6 +25,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/queuecreds"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/scheduler"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
@@ -148,5 +149,13 @@ func (c *Core) APIDeps() httpapi.Deps {
 	return httpapi.Deps{
 		Store: c.Store, Queues: c.Queues, Dispatcher: c.Dispatcher, Log: c.Log, Now: c.Now, Settings: settings,
 		Credentials: queuecreds.New(sts.NewFromConfig(c.AWS), c.Config.AgentRoleARN),
+	}
+}
+
+// Scheduler returns the scheduler as the scheduler Lambda runs it.
+func (c *Core) Scheduler(cfg scheduler.Config) *scheduler.Scheduler {
+	return &scheduler.Scheduler{
+		Store: c.Store, Sender: c.Dispatcher, Emitter: scheduler.LogEmitter{Log: c.Log},
+		Log: c.Log, Config: cfg, Clock: time.Now,
 	}
 }

@@ -49,6 +49,14 @@ func run(addr string) error {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	// Long polls (SQS waits up to 20 s) must stream through without buffering.
 	proxy.FlushInterval = -1
+	// The emulator's DynamoDB answers carry an X-Amz-Crc32 that does not match their bodies,
+	// and the SDK logs a warning for every response whose checksum does not match. DynamoDB's
+	// checksum is optional, so dropping it here — in front of the emulator only — silences
+	// the noise without changing what the SDK does against AWS.
+	proxy.ModifyResponse = func(res *http.Response) error {
+		res.Header.Del("X-Amz-Crc32")
+		return nil
+	}
 	hs := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
