@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -79,52 +80,106 @@ type Due struct {
 // QueryDue returns the entries of one due-index shard that are due at or before now, oldest
 // first, at most limit of them, with a cursor for the rest. It spans tenants: it serves the
 // scheduler, which acts on every tenant's behalf.
+//
+// The cursor is the sort key of the last entry returned: due-index sort keys are unique, so the
+// next page is the key range from there on, less that entry. Unlike the cursors of the other
+// listings, it does not depend on the shape of DynamoDB's LastEvaluatedKey for an index, which
+// the embedded emulator gets wrong (it leaves out the index's keys).
 func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Page) ([]Due, string, error) {
 	if shard < 0 || shard >= resources.DueShards {
 		return nil, "", fmt.Errorf("query due: shard %d out of range", shard)
 	}
-	l := listing{index: resources.GSI2, pk: dueGSI2(shard), from: "0", to: fmtTime(now) + "#~"}
-	var due []Due
-	next, err := s.query(ctx, l, page, func(m map[string]types.AttributeValue) error {
-		var head struct {
-			Entity string `json:"entity"`
+	from, to := "0", fmtTime(now)+"#~"
+	if page.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(page.Cursor)
+		if err != nil || len(b) == 0 || len(b) > maxSortKeyBytes || string(b) < from {
+			return nil, "", fmt.Errorf("query due shard %d: %w", shard, domain.ErrInvalidCursor)
 		}
-		if err := unmarshal(m, &head); err != nil {
-			return err
-		}
-		switch head.Entity {
-		case entitySlot:
-			var it slotItem
-			if err := unmarshal(m, &it); err != nil {
-				return err
-			}
-			due = append(due, Due{Slot: &it.Slot})
-		case entityTask:
-			var it taskItem
-			if err := unmarshal(m, &it); err != nil {
-				return err
-			}
-			due = append(due, Due{Task: &it.Task})
-		case entityAgent:
-			var it agentItem
-			if err := unmarshal(m, &it); err != nil {
-				return err
-			}
-			a := it.domain()
-			due = append(due, Due{Agent: &a})
-		case entityOverdue:
-			var it overdueCheckItem
-			if err := unmarshal(m, &it); err != nil {
-				return err
-			}
-			due = append(due, Due{Check: &it.OverdueCheck})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("query due shard %d: %w", shard, err)
+		from = string(b)
 	}
-	return due, next, nil
+	if from > to {
+		return nil, "", nil
+	}
+	want := int(page.limit())
+	in := &dynamodb.QueryInput{
+		TableName:                &s.table,
+		IndexName:                aws.String(resources.GSI2),
+		KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
+		ExpressionAttributeNames: map[string]string{"#pk": resources.AttrGSI2PK, "#sk": resources.AttrGSI2SK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(dueGSI2(shard)), ":from": str(from), ":to": str(to),
+		},
+		// One more than wanted: the entry at the cursor, returned before, comes first again.
+		Limit: aws.Int32(int32(want + 1)),
+	}
+	var due []Due
+	last := ""
+	for {
+		out, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, "", fmt.Errorf("query due shard %d: %w", shard, err)
+		}
+		for _, m := range out.Items {
+			sk, _ := m[resources.AttrGSI2SK].(*types.AttributeValueMemberS)
+			if sk == nil || (page.Cursor != "" && sk.Value == from) {
+				continue
+			}
+			if len(due) == want {
+				// More entries are due than the page holds.
+				return due, base64.RawURLEncoding.EncodeToString([]byte(last)), nil
+			}
+			d, err := decodeDue(m)
+			if err != nil {
+				return nil, "", fmt.Errorf("query due shard %d: %w", shard, err)
+			}
+			if d != nil {
+				due = append(due, *d)
+			}
+			last = sk.Value
+		}
+		if out.LastEvaluatedKey == nil {
+			return due, "", nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// decodeDue reads one due-index entry; an item of a kind the scheduler does not handle is nil.
+func decodeDue(m map[string]types.AttributeValue) (*Due, error) {
+	var head struct {
+		Entity string `json:"entity"`
+	}
+	if err := unmarshal(m, &head); err != nil {
+		return nil, err
+	}
+	switch head.Entity {
+	case entitySlot:
+		var it slotItem
+		if err := unmarshal(m, &it); err != nil {
+			return nil, err
+		}
+		return &Due{Slot: &it.Slot}, nil
+	case entityTask:
+		var it taskItem
+		if err := unmarshal(m, &it); err != nil {
+			return nil, err
+		}
+		return &Due{Task: &it.Task}, nil
+	case entityAgent:
+		var it agentItem
+		if err := unmarshal(m, &it); err != nil {
+			return nil, err
+		}
+		a := it.domain()
+		return &Due{Agent: &a}, nil
+	case entityOverdue:
+		var it overdueCheckItem
+		if err := unmarshal(m, &it); err != nil {
+			return nil, err
+		}
+		return &Due{Check: &it.OverdueCheck}, nil
+	}
+	return nil, nil
 }
 
 // Claim moves a due slot to its next run time and creates the task for the run it claims. It
