@@ -60,6 +60,8 @@ type Config struct {
 	// MaxDuePerShard bounds the entries one tick reads from a shard; the rest wait for the next
 	// tick, so a backlog cannot make a tick outrun its Lambda timeout.
 	MaxDuePerShard int
+	// DuePageSize is how many due entries one request reads (at most 100).
+	DuePageSize int
 	// ClaimReserve is the time a tick keeps, before its context's deadline, to send what it
 	// claimed: no claim starts later than that.
 	ClaimReserve time.Duration
@@ -90,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxDuePerShard <= 0 {
 		c.MaxDuePerShard = DefaultMaxDuePerShard
+	}
+	if c.DuePageSize <= 0 || c.DuePageSize > 100 {
+		c.DuePageSize = 100
 	}
 	if c.ClaimReserve <= 0 {
 		c.ClaimReserve = DefaultClaimReserve
@@ -267,7 +272,7 @@ func (t *tick) readDue(ctx context.Context) ([]store.Due, error) {
 	perShard := make([][]store.Due, resources.DueShards)
 	errs := make([]error, resources.DueShards)
 	forEach(resources.DueShards, t.cfg.Concurrency, func(shard int) {
-		page := store.Page{Limit: 100}
+		page := store.Page{Limit: t.cfg.DuePageSize}
 		for {
 			due, next, err := t.s.Store.QueryDue(ctx, shard, t.now, page)
 			if err != nil {

@@ -74,6 +74,7 @@ func TestTickDispatchesEachScheduleOfAPolicy(t *testing.T) {
 
 func TestConcurrentTicksDispatchEachRunOnce(t *testing.T) {
 	f := newFixture(t)
+	f.config.DuePageSize = 2 // so that each tick pages through the shards
 	var agents []domain.Agent
 	for range 12 {
 		agents = append(agents, f.agent(nil))
