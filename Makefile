@@ -58,6 +58,12 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+## bench: benchmarks against the endpoint (the emulator starts as for make test). The scheduler
+## benchmark seeds fleets of 1,000 and 10,000 agents and prints requests per dispatched task and
+## tick wall time (docs/benchmarks.md); it takes minutes and is never part of make test.
+bench: emulator
+	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/schedbench -fleets 1000,10000 -due 0.1
+
 # ---- deployment (infra/, a CDK app in Go) --------------------------------------------------
 
 .PHONY: build synth deploy diff test-infra
