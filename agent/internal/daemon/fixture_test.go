@@ -38,6 +38,7 @@ type agent struct {
 	d       *daemon.Daemon
 	cancel  context.CancelFunc
 	done    chan error
+	cleanup bool
 }
 
 type syncBuffer struct {
@@ -130,12 +131,15 @@ func (a *agent) start() {
 	}
 	a.cancel, a.done = cancel, make(chan error, 1)
 	go func() { a.done <- a.d.Run(ctx) }()
-	a.t.Cleanup(func() {
-		_ = a.stop()
-		if a.t.Failed() {
-			a.t.Logf("agent log:\n%s", a.logs.String())
-		}
-	})
+	if !a.cleanup {
+		a.cleanup = true
+		a.t.Cleanup(func() {
+			_ = a.stop()
+			if a.t.Failed() {
+				a.t.Logf("agent log:\n%s", a.logs.String())
+			}
+		})
+	}
 }
 
 // stop shuts the agent down as SIGTERM does and returns Run's error.
@@ -152,4 +156,16 @@ func (a *agent) stop() error {
 		a.t.Fatalf("the agent did not stop within a minute; its log:\n%s", a.logs.String())
 		return nil
 	}
+}
+
+// status reads the agent's status file.
+func (a *agent) status() daemon.Status {
+	a.t.Helper()
+	var st daemon.Status
+	require.Eventually(a.t, func() bool {
+		var err error
+		st, err = daemon.ReadStatus(filepath.Join(a.cfg.StateDir, "status.json"))
+		return err == nil
+	}, 5*time.Second, 50*time.Millisecond)
+	return st
 }

@@ -65,11 +65,11 @@ func deliveryID(msg queue.Message) string {
 	return msg.ID + "/" + strconv.Itoa(msg.ReceiveCount)
 }
 
-// rejectDelay is how long a rejected message stays hidden before it is received again: soon
-// enough that it reaches the dead-letter queue after a few receives, slowly enough that a queue
-// without one is not read in a tight loop.
+// rejectDelay is how long a rejected message stays hidden before it is received again: a few
+// seconds, growing by one with each receive, so that it reaches the dead-letter queue after its
+// few receives, and a queue without one is not read in a tight loop.
 func rejectDelay(receiveCount int) time.Duration {
-	return min(time.Duration(1<<min(max(receiveCount-1, 0), 10))*time.Second, 5*time.Minute)
+	return min(time.Duration(max(receiveCount, 1))*time.Second, 5*time.Minute)
 }
 
 // maxRemembered bounds the set of rejected messages remembered so each is reported once.

@@ -299,6 +299,7 @@ func (d *Daemon) recordOutcome(t *task, res runner.Result, dur time.Duration) {
 		log.Info("task finished")
 	case domain.TaskFailed:
 		d.setLastError(firstLine(res.Error))
+		d.heartbeatSoon()
 		log.Warn("task failed", "error", firstLine(res.Error), "transient", res.Transient)
 		if res.Transient && d.backoff.Failure(d.now(), "tasks keep failing: "+firstLine(res.Error)) {
 			until, _, _ := d.backoff.Until(d.now())

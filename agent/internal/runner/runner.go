@@ -8,10 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/restic-monitor/restic-monitor/agent/internal/config"
@@ -86,6 +89,23 @@ type Runner struct {
 	Hostname string
 	// NumCPU is the machine's CPU count, for CPUQuotaPercent; zero uses runtime.NumCPU.
 	NumCPU int
+
+	initMu sync.Mutex
+	inits  map[string]*sync.Mutex
+}
+
+// initLock serialises the initialisation of one repository: two backups that find it missing
+// at once must not both create it.
+func (r *Runner) initLock(repo string) *sync.Mutex {
+	r.initMu.Lock()
+	defer r.initMu.Unlock()
+	if r.inits == nil {
+		r.inits = map[string]*sync.Mutex{}
+	}
+	if r.inits[repo] == nil {
+		r.inits[repo] = &sync.Mutex{}
+	}
+	return r.inits[repo]
 }
 
 // Hostname returns the configured hostname, else the machine's.
@@ -166,7 +186,10 @@ func (r *Runner) Run(ctx context.Context, m events.TaskMessage, lim Limits, hook
 	}
 	rr, err := r.resticRunner(repo, lim, hooks)
 	if err != nil {
-		return Result{Status: domain.TaskFailed, Error: err.Error()}
+		// A restic that is not installed (yet, or while it is upgraded) may be there later; a
+		// configuration restic refuses stays refused.
+		missing := errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
+		return Result{Status: domain.TaskFailed, Error: err.Error(), Transient: missing}
 	}
 	t := &task{Runner: r, rr: rr, repo: repo, m: m, hooks: hooks}
 	switch m.TaskType {
@@ -218,11 +241,9 @@ func (t *task) backup(ctx context.Context) Result {
 	t.started("backup")
 	res, err := t.rr.Backup(ctx, req, t.hooks.Progress)
 	if restic.KindOf(err) == restic.RepoMissing && t.repo.Initialize {
-		t.started("init")
-		if _, ierr := t.rr.Init(ctx); ierr != nil {
+		if ierr := t.initialize(ctx); ierr != nil {
 			return t.outcome(ierr, nil)
 		}
-		t.note(fmt.Sprintf("initialised the repository %q, which did not exist", t.repo.Name))
 		t.started("backup")
 		res, err = t.rr.Backup(ctx, req, t.hooks.Progress)
 	}
@@ -233,6 +254,24 @@ func (t *task) backup(ctx context.Context) Result {
 		out.Unreadable = res.Unreadable
 	}
 	return out
+}
+
+// initialize creates the missing repository, unless another task (of this agent or of another
+// host) created it meanwhile.
+func (t *task) initialize(ctx context.Context) error {
+	mu := t.initLock(t.repo.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	t.started("init")
+	_, err := t.rr.Init(ctx)
+	var ee *restic.ExitError
+	if errors.As(err, &ee) && strings.Contains(ee.Message, "config file already exists") {
+		return nil
+	}
+	if err == nil {
+		t.note(fmt.Sprintf("initialised the repository %q, which did not exist", t.repo.Name))
+	}
+	return err
 }
 
 func (t *task) forget(ctx context.Context) Result {

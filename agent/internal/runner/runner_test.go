@@ -368,3 +368,27 @@ func TestLimitsLowerOnly(t *testing.T) {
 		assert.Equal(t, tc.want, tc.b.Lower(tc.a), "lowering is symmetric")
 	}
 }
+
+// TestConcurrentFirstBackupsInitialiseOnce starts two backups into a repository that does not
+// exist yet: both find it missing, one creates it, and both succeed.
+func TestConcurrentFirstBackupsInitialiseOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var wg sync.WaitGroup
+	results := make([]Result, 2)
+	for i := range results {
+		src := filepath.Join(f.dir, "src", strconv.Itoa(i))
+		agenttest.WriteFile(t, filepath.Join(src, "a.txt"), []byte("a\n"))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = f.runner.Run(context.Background(), backupMessage("main", src), Limits{}, f.hooks())
+		}()
+	}
+	wg.Wait()
+	for i, res := range results {
+		assert.Equal(t, domain.TaskSucceeded, res.Status, "backup %d: %s", i, res.Error)
+	}
+	inv := f.run(t, message(domain.TaskSnapshots, "main"))
+	assert.Len(t, inv.Snapshots, 2)
+}
