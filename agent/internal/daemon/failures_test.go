@@ -101,7 +101,9 @@ func TestRepeatedTransientFailuresPutTheAgentIntoBackoff(t *testing.T) {
 
 	// Backoff ends on its own; the next heartbeat clears it and work resumes.
 	cp.WaitTask(waiting.ID, 30*time.Second, domain.TaskRetrying, domain.TaskFailed)
-	require.Eventually(t, func() bool { return cp.Agent(a.creds.AgentID).BackoffUntil == nil || cp.Agent(a.creds.AgentID).BackoffUntil.After(*backoffUntil) },
+	require.Eventually(t, func() bool {
+		return cp.Agent(a.creds.AgentID).BackoffUntil == nil || cp.Agent(a.creds.AgentID).BackoffUntil.After(*backoffUntil)
+	},
 		15*time.Second, 200*time.Millisecond)
 	assert.True(t, strings.Contains(a.logs.String(), "backing off"))
 }
