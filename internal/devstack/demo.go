@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/restic-monitor/restic-monitor/internal/localaws"
 )
 
 // Client calls the tenant API with an API key, as an operator would.
@@ -165,7 +167,9 @@ func (a *Agent) Enroll(ctx context.Context, apiURL, token string) error {
 // stack reaches the agent only through Stop, in order.
 func (a *Agent) Start() error {
 	a.cmd = exec.Command(a.Binary, "run", "--config", a.ConfigPath())
-	a.cmd.Env = os.Environ()
+	// The agent reaches its queue at the endpoint the stack runs on, as an agent in the cloud
+	// reaches SQS through the SDK's default resolution.
+	a.cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL="+localaws.Endpoint())
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if a.Output != nil {
 		a.cmd.Stdout, a.cmd.Stderr = a.Output, a.Output

@@ -4,10 +4,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -28,6 +32,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "emulator:", err)
 		os.Exit(1)
 	}
+}
+
+// addDynamoDBChecksum gives DynamoDB answers the X-Amz-Crc32 header AWS always sends and the
+// emulator leaves out. The SDK checks every DynamoDB body against that header and, without it,
+// compares against zero and logs a checksum warning for every single response.
+func addDynamoDBChecksum(res *http.Response) error {
+	if res.Header.Get("Content-Type") != "application/x-amz-json-1.0" || res.Header.Get("X-Amz-Crc32") != "" {
+		return nil
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	_ = res.Body.Close()
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	res.ContentLength = int64(len(body))
+	res.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	res.Header.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
+	return nil
 }
 
 func run(addr string) error {
@@ -49,14 +72,8 @@ func run(addr string) error {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	// Long polls (SQS waits up to 20 s) must stream through without buffering.
 	proxy.FlushInterval = -1
-	// The emulator's DynamoDB answers carry an X-Amz-Crc32 that does not match their bodies,
-	// and the SDK logs a warning for every response whose checksum does not match. DynamoDB's
-	// checksum is optional, so dropping it here — in front of the emulator only — silences
-	// the noise without changing what the SDK does against AWS.
-	proxy.ModifyResponse = func(res *http.Response) error {
-		res.Header.Del("X-Amz-Crc32")
-		return nil
-	}
+	proxy.ModifyResponse = addDynamoDBChecksum
+
 	hs := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
