@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"time"
 
@@ -141,9 +142,22 @@ func (s *Store) putNew(ctx context.Context, item any) error {
 		ConditionExpression: aws.String("attribute_not_exists(PK)"),
 	})
 	if conditionFailed(err) {
+		if s.landed(ctx, m) {
+			return nil
+		}
 		return domain.ErrConflict
 	}
 	return err
+}
+
+// landed reports whether the table holds exactly item. The SDK retries a request whose answer
+// was lost; when the lost attempt wrote the item, the retry's condition fails on that very
+// write. Finding the item as it was written tells such a retry from a real conflict, which
+// would have left a different item.
+func (s *Store) landed(ctx context.Context, item map[string]types.AttributeValue) bool {
+	k := map[string]types.AttributeValue{resources.AttrPK: item[resources.AttrPK], resources.AttrSK: item[resources.AttrSK]}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: k, ConsistentRead: aws.Bool(true)})
+	return err == nil && out.Item != nil && reflect.DeepEqual(out.Item, item)
 }
 
 // putVersioned replaces an item only when its stored version is want; a different stored
@@ -161,6 +175,9 @@ func (s *Store) putVersioned(ctx context.Context, k key, item any, want int64) e
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(want)},
 	})
 	if conditionFailed(err) {
+		if s.landed(ctx, m) {
+			return nil
+		}
 		return s.missingOr(ctx, k, domain.ErrConflict)
 	}
 	return err

@@ -212,6 +212,9 @@ func (s *Store) putTask(ctx context.Context, t domain.Task, rev int64) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(rev)},
 	})
 	if conditionFailed(err) {
+		if s.landed(ctx, m) {
+			return nil
+		}
 		return domain.ErrConflict
 	}
 	return err
