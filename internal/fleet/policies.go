@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
@@ -22,6 +24,52 @@ type Assignment struct {
 	Slots   []domain.Slot `json:"slots"`
 }
 
+// CreatePolicy stores a new policy that can be dispatched.
+func (s *Service) CreatePolicy(ctx context.Context, tenantID string, p domain.Policy) (domain.Policy, error) {
+	p.TenantID = tenantID
+	if err := p.Validate(); err != nil {
+		return domain.Policy{}, err
+	}
+	if err := dispatchable(p); err != nil {
+		return domain.Policy{}, err
+	}
+	return s.Store.CreatePolicy(ctx, tenantID, p)
+}
+
+// dispatchable refuses a policy whose backup message would not fit in an SQS message: its
+// paths, excludes and tags travel in every backup task, and a task that cannot be sent fails.
+// The check builds the very message the scheduler would send.
+func dispatchable(p domain.Policy) error {
+	at := time.Unix(0, 0).UTC()
+	task := domain.Task{
+		ID: p.ID, TenantID: p.TenantID, AgentID: p.ID, PolicyID: p.ID, Repository: p.Repository, Type: domain.TaskBackup,
+		Status: domain.TaskPending, Attempt: 1, NotBefore: at, Deadline: at.Add(time.Hour),
+	}
+	msg, err := events.NewTaskMessage(task, &p)
+	if err == nil {
+		_, err = msg.Encode()
+	}
+	if !errors.Is(err, events.ErrTooLarge) {
+		// Anything else the message could object to, the policy's own rules have refused.
+		return nil
+	}
+	size := func(list []string) (n int) {
+		for _, s := range list {
+			n += len(s)
+		}
+		return n
+	}
+	field := "excludes"
+	if size(p.Paths) > size(p.Excludes) {
+		field = "paths"
+	}
+	if size(p.Tags) > max(size(p.Paths), size(p.Excludes)) {
+		field = "tags"
+	}
+	return &domain.ValidationError{Fields: []domain.FieldError{{Field: field,
+		Reason: fmt.Sprintf("paths, excludes and tags together are too long for a task message (at most about %d KiB)", events.MaxBodyBytes/1024)}}}
+}
+
 // UpdatePolicy replaces a policy (p.Version must be the stored version) and, when its schedules
 // or its enabled flag changed, re-plans its slots on every agent it is assigned to, so the
 // change takes effect at the next planned time rather than after the old one.
@@ -29,14 +77,18 @@ type Assignment struct {
 // When re-planning fails, the policy is already stored and the error is returned; assigning the
 // policy to its agents again re-plans them.
 func (s *Service) UpdatePolicy(ctx context.Context, tenantID string, p domain.Policy) (domain.Policy, error) {
+	p.TenantID = tenantID
+	if err := p.Validate(); err != nil {
+		return domain.Policy{}, err
+	}
+	if err := dispatchable(p); err != nil {
+		return domain.Policy{}, err
+	}
 	old, err := s.Store.GetPolicy(ctx, tenantID, p.ID)
 	if err != nil {
 		return domain.Policy{}, err
 	}
 	if old.Version != p.Version {
-		if verr := p.Validate(); verr != nil {
-			return domain.Policy{}, verr
-		}
 		return domain.Policy{}, staleVersion("policy", p.ID, p.Version, old.Version)
 	}
 	updated, err := s.Store.UpdatePolicy(ctx, tenantID, p)

@@ -221,7 +221,7 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	c.call(del, "/v1/enrollment-tokens/{tokenId}", "/v1/enrollment-tokens/x", w.operator, nil, 400)
 
 	c.call(post, "/v1/repositories", "/v1/repositories", w.operator, map[string]any{"name": "repo-main", "backend": "local", "location": "/srv/restic"}, 201)
-	c.call(post, "/v1/repositories", "/v1/repositories", w.operator, map[string]any{"name": "repo-main", "backend": "local", "location": "/srv/restic"}, 409)
+	c.call(post, "/v1/repositories", "/v1/repositories", w.operator, map[string]any{"name": "repo-main", "backend": "local", "location": "/srv/other"}, 409)
 	c.call(post, "/v1/repositories", "/v1/repositories", w.viewer, map[string]any{"name": "repo-x", "backend": "local", "location": "/srv"}, 403)
 	c.call(get, "/v1/repositories", "/v1/repositories", w.viewer, nil, 200)
 	c.call(get, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.viewer, nil, 200)

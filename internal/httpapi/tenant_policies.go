@@ -78,7 +78,7 @@ func (h policyHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if b.Version != nil {
 		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "version", Reason: "a new policy has no version; replace an existing one with PUT /v1/policies/{policyId}"}}}
 	}
-	p, err := h.d.Store.CreatePolicy(r.Context(), tenantOf(r), b.policy(domain.NewID(h.d.now())))
+	p, err := h.fleet.CreatePolicy(r.Context(), tenantOf(r), b.policy(domain.NewID(h.d.now())))
 	if err != nil {
 		return err
 	}

@@ -199,7 +199,13 @@ func TestTenantPolicyFieldRules(t *testing.T) {
 		"bad spread":             {func(b map[string]any) { b["schedule"] = map[string]any{"cron": "@daily", "spread": "2d"} }, "schedule.spread"},
 		"bad tag":                {func(b map[string]any) { b["tags"] = []string{"a,b"} }, "tags[0]"},
 		"repository name":        {func(b map[string]any) { b["repository"] = "no such/repo" }, "repository"},
-		"missing repository":     {func(b map[string]any) { b["repository"] = "repo-missing" }, "repository"},
+		"excludes too long for a task message": {func(b map[string]any) {
+			b["excludes"] = many(1000, func(i int) string { return "/" + strings.Repeat("x", 300) + strconv.Itoa(i) })
+		}, "excludes"},
+		"paths too long for a task message": {func(b map[string]any) {
+			b["paths"] = many(100, func(i int) string { return "/" + strings.Repeat("p", 3000) + strconv.Itoa(i) })
+		}, "paths"},
+		"missing repository": {func(b map[string]any) { b["repository"] = "repo-missing" }, "repository"},
 	}
 	for name, tc := range cases {
 		body := tenantPolicyBody("nightly", "repo-main")
