@@ -57,7 +57,9 @@ type ControlPlane struct {
 const HeartbeatInterval = 5 * time.Second
 
 // NewControlPlane starts a control plane with one tenant, on its own table and queue stage.
-func NewControlPlane(t testing.TB) *ControlPlane {
+// Options change its settings, which otherwise ask agents for a heartbeat every
+// HeartbeatInterval.
+func NewControlPlane(t testing.TB, options ...func(*httpapi.Settings)) *ControlPlane {
 	t.Helper()
 	cfg := testenv.AWS(t)
 	table := testenv.Table(t, cfg)
@@ -72,6 +74,9 @@ func NewControlPlane(t testing.TB) *ControlPlane {
 	now := func() time.Time { return time.Now().UTC() }
 	settings := httpapi.DefaultSettings()
 	settings.HeartbeatInterval = HeartbeatInterval
+	for _, o := range options {
+		o(&settings)
+	}
 	deps := httpapi.Deps{
 		Store: st, Queues: qm, Log: log, Now: now, Settings: settings,
 		Dispatcher:  &dispatch.Dispatcher{Store: st, Sender: qm, Log: log, Now: now},

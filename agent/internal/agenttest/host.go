@@ -74,6 +74,10 @@ type HostOptions struct {
 	MaxConcurrentTasks int
 	// LogLevel is the agent's log level (default debug).
 	LogLevel string
+	// QueueWait is the long-poll wait (default 2 s, so that tests stop quickly).
+	QueueWait time.Duration
+	// HeartbeatInterval is the agent's own heartbeat interval (default 5 s).
+	HeartbeatInterval time.Duration
 }
 
 type lockedBuffer struct {
@@ -115,6 +119,12 @@ func NewHost(t testing.TB, cp *ControlPlane, agentBin string, o HostOptions) *Ho
 	if o.LogLevel == "" {
 		o.LogLevel = "debug"
 	}
+	if o.QueueWait == 0 {
+		o.QueueWait = 2 * time.Second
+	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = 5 * time.Second
+	}
 	if agentBin == "" {
 		t.Skip("the agent binary was not built (-short)")
 	}
@@ -136,9 +146,9 @@ restic:
 limits:
   maxConcurrentTasks: %d
 queue:
-  wait: 2s
+  wait: %s
   visibilityTimeout: %s
-heartbeatInterval: 5s
+heartbeatInterval: %s
 shutdownGrace: 2s
 logLevel: %s
 metricsListen: %s
@@ -148,7 +158,7 @@ repositories:
     passwordFile: %s
     initialize: true
 `, cp.URL, filepath.Join(dir, "etc", "credentials.json"), filepath.Join(dir, "state"), bin, filepath.Join(dir, "cache"),
-		o.MaxConcurrentTasks, o.VisibilityTimeout, o.LogLevel, h.Metrics, repo, pw)
+		o.MaxConcurrentTasks, o.QueueWait, o.VisibilityTimeout, o.HeartbeatInterval, o.LogLevel, h.Metrics, repo, pw)
 	WriteFile(t, h.Config, []byte(yaml))
 
 	out, code := h.Command("enroll", "--url", cp.URL, "--token", cp.EnrollmentToken(), "--label", "role=test")
