@@ -17,7 +17,7 @@ func (t *tick) agentHealth(ctx context.Context, agents []domain.Agent) {
 		switch {
 		case a.Status != domain.AgentOnline:
 		case a.Silent(t.now):
-			updated, changed, err := t.s.Store.SetAgentOffline(ctx, a.TenantID, a.ID, t.now)
+			changed, err := t.s.Store.SetAgentOffline(ctx, a, t.now)
 			if err != nil {
 				t.fail(ctx, "mark agent offline", err, attrs...)
 				return
@@ -30,19 +30,19 @@ func (t *tick) agentHealth(ctx context.Context, agents []domain.Agent) {
 				t.emit(events.NewAgentOnline(*a.LastSeenAt, a, *a.LastSeenAt))
 			}
 			t.count(func(s *Summary) { s.Offline++ })
-			t.emit(events.NewAgentOffline(t.now, updated))
+			t.emit(events.NewAgentOffline(t.now, a))
 			t.log.InfoContext(ctx, "agent offline", append(attrs, "last_seen_at", a.LastSeenAt)...)
 		case a.OfflineSince != nil && a.LastSeenAt != nil:
-			updated, changed, err := t.s.Store.ClearAgentOffline(ctx, a.TenantID, a.ID)
+			changed, err := t.s.Store.ClearAgentOffline(ctx, a)
 			if err != nil {
 				t.fail(ctx, "record agent back online", err, attrs...)
 				return
 			}
-			if !changed || updated.LastSeenAt == nil {
+			if !changed {
 				return
 			}
 			t.count(func(s *Summary) { s.Online++ })
-			t.emit(events.NewAgentOnline(t.now, updated, *updated.LastSeenAt))
+			t.emit(events.NewAgentOnline(t.now, a, *a.LastSeenAt))
 			t.log.InfoContext(ctx, "agent online again", append(attrs, "offline_since", a.OfflineSince)...)
 		}
 	})

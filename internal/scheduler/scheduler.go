@@ -26,8 +26,8 @@ type Store interface {
 	ClaimSlots(ctx context.Context, claims []store.Claim) []store.ClaimResult
 	SetSlotWait(ctx context.Context, sl domain.Slot, reason string) error
 	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
-	SetAgentOffline(ctx context.Context, tenantID, agentID string, now time.Time) (domain.Agent, bool, error)
-	ClearAgentOffline(ctx context.Context, tenantID, agentID string) (domain.Agent, bool, error)
+	SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time) (bool, error)
+	ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, error)
 	WatchSlot(ctx context.Context, c store.OverdueCheck) error
 	AnnounceOverdue(ctx context.Context, c store.OverdueCheck, lastSuccess *time.Time, recheckAt time.Time) (bool, error)
 	RecheckOverdue(ctx context.Context, c store.OverdueCheck, recheckAt time.Time) error

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -420,53 +419,59 @@ func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced b
 	return true, nil
 }
 
-// errAgentUnchanged abandons an agent update that no longer applies.
-var errAgentUnchanged = errors.New("agent unchanged")
-
-// SetAgentOffline records that an agent went silent at now: it becomes offline, and leaves the
-// due index until a heartbeat brings it back. It reports false, changing nothing, when the
-// agent is not silent at now (a heartbeat came in meanwhile) or is offline already, so of two
-// schedulers, one makes the change.
-func (s *Store) SetAgentOffline(ctx context.Context, tenantID, agentID string, now time.Time) (domain.Agent, bool, error) {
-	return s.changeAgent(ctx, tenantID, agentID, func(a *domain.Agent) bool {
-		if a.Status != domain.AgentOnline || !a.Silent(now) {
-			return false
-		}
-		at := now.UTC()
-		a.Status, a.OfflineSince = domain.AgentOffline, &at
-		return true
-	})
+// SetAgentOffline records that an agent, as read (a), went silent: at now it becomes offline,
+// with OfflineSince now, and leaves the due index until a heartbeat brings it back. It reports
+// false, changing nothing, when the agent changed since it was read (a heartbeat came in, or
+// another scheduler took it offline first), so of two schedulers, one makes the change.
+func (s *Store) SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time) (bool, error) {
+	return s.updateAgentIfUnchanged(ctx, a,
+		"#status = :offline, offlineSince = :at", resources.AttrGSI2PK+", "+resources.AttrGSI2SK,
+		map[string]string{"#status": "status"},
+		map[string]types.AttributeValue{":offline": str(string(domain.AgentOffline)), ":at": str(fmtTime(now))})
 }
 
-// ClearAgentOffline records that the return of an agent that went offline was announced. It
-// reports false, changing nothing, when there is nothing to announce: the agent is not online,
-// or the return was announced already.
-func (s *Store) ClearAgentOffline(ctx context.Context, tenantID, agentID string) (domain.Agent, bool, error) {
-	return s.changeAgent(ctx, tenantID, agentID, func(a *domain.Agent) bool {
-		if a.Status != domain.AgentOnline || a.OfflineSince == nil {
-			return false
-		}
-		a.OfflineSince = nil
-		return true
-	})
+// ClearAgentOffline records that the return of an agent, as read (a), was announced: its
+// OfflineSince goes, and it sits in the due index at the time it would turn silent. It reports
+// false, changing nothing, when the agent changed since it was read.
+func (s *Store) ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, error) {
+	back := a
+	back.OfflineSince = nil
+	it := newAgentItem(back)
+	if it.GSI2PK == "" {
+		return false, fmt.Errorf("clear offline mark of agent %s: the agent is not online", a.ID)
+	}
+	return s.updateAgentIfUnchanged(ctx, a,
+		resources.AttrGSI2PK+" = :gpk, "+resources.AttrGSI2SK+" = :gsk", "offlineSince",
+		nil, map[string]types.AttributeValue{":gpk": str(it.GSI2PK), ":gsk": str(it.GSI2SK)})
 }
 
-// changeAgent applies change to an agent when it says it applies, retrying on concurrent
-// updates, and returns the agent as read (change false) or as written.
-func (s *Store) changeAgent(ctx context.Context, tenantID, agentID string, change func(*domain.Agent) bool) (domain.Agent, bool, error) {
-	var seen domain.Agent
-	a, err := s.ModifyAgent(ctx, tenantID, agentID, func(a *domain.Agent) error {
-		seen = *a
-		if !change(a) {
-			return errAgentUnchanged
-		}
-		return nil
+// updateAgentIfUnchanged sets and removes attributes of an agent whose stored version is still
+// a's, moving it to the next version. It reports false, changing nothing, when the version moved
+// on. Unlike UpdateAgent it writes only what changes, in one request, and a writer that lost
+// never takes the winner's write for its own.
+func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, set, remove string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
+	expr := "SET " + set + ", #version = #version + :one, updatedAt = :now"
+	if remove != "" {
+		expr += " REMOVE " + remove
+	}
+	allNames := map[string]string{"#version": "version"}
+	for k, v := range names {
+		allNames[k] = v
+	}
+	values[":read"], values[":one"], values[":now"] = num(a.Version), num(1), str(fmtTime(s.nowUTC()))
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       agentKey(a.TenantID, a.ID).av(),
+		UpdateExpression:          aws.String(expr),
+		ConditionExpression:       aws.String("#version = :read"),
+		ExpressionAttributeNames:  allNames,
+		ExpressionAttributeValues: values,
 	})
-	if errors.Is(err, errAgentUnchanged) {
-		return seen, false, nil
+	if conditionFailed(err) {
+		return false, nil
 	}
 	if err != nil {
-		return domain.Agent{}, false, err
+		return false, fmt.Errorf("update agent %s: %w", a.ID, err)
 	}
-	return a, true, nil
+	return true, nil
 }
