@@ -106,9 +106,7 @@ func newFixture(t *testing.T) *fixture {
 		t: t, ctx: context.Background(), clock: &clock{now: base}, tenant: "acme", events: &recorder{},
 		sqs: sqs.NewFromConfig(cfg),
 	}
-	// The emulator's DynamoDB responses carry no CRC32 the SDK accepts (it warns on every one).
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
-	f.st = store.New(db, testenv.Table(t, cfg))
+	f.st = store.New(dynamodb.NewFromConfig(cfg), testenv.Table(t, cfg))
 	f.st.Now = f.clock.Now
 	f.qm = queue.New(f.sqs, resources.Names{Stage: "s" + testenv.UniqueName("")[:8]})
 	require.NoError(t, f.st.CreateTenant(f.ctx, domain.Tenant{ID: f.tenant, Name: "Acme", CreatedAt: base}))

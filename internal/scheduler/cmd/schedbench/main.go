@@ -167,12 +167,8 @@ type result struct {
 	wall                                 time.Duration
 }
 
-// noChecksum turns off the SDK's check of DynamoDB's CRC32 response header, which the emulator
-// does not send in a form the SDK accepts; the count of requests is the same either way.
-func noChecksum(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }
-
 func (b *bench) run(ctx context.Context, shares []float64) ([]result, error) {
-	db := dynamodb.NewFromConfig(b.cfg, noChecksum)
+	db := dynamodb.NewFromConfig(b.cfg)
 	b.sqs = sqs.NewFromConfig(b.cfg)
 	b.table = "rm-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	if err := resources.EnsureTable(ctx, db, b.table); err != nil {
@@ -224,7 +220,7 @@ func (b *bench) run(ctx context.Context, shares []float64) ([]result, error) {
 	// The scheduler's own clients count their requests.
 	var count counter
 	count.reset()
-	tickDB := dynamodb.NewFromConfig(b.cfg, noChecksum, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, count.addTo) })
+	tickDB := dynamodb.NewFromConfig(b.cfg, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, count.addTo) })
 	tickSQS := sqs.NewFromConfig(b.cfg, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, count.addTo) })
 	tickStore := store.New(tickDB, b.table)
 	qm := queue.New(tickSQS, names)
