@@ -18,7 +18,9 @@ type tickDetail struct {
 
 // TickTime returns the time a tick for ev runs at: the detail's "time" when the event carries
 // one (a tick run by hand), else the event's own time (EventBridge's scheduled events are
-// stamped with the minute they were due).
+// stamped with the minute they were due). A tick plans as of its time — the start windows of the
+// tasks it dispatches count from it — so a tick run by hand names the present, or a moment
+// whose due work it is meant to replay.
 func TickTime(ev events.CloudWatchEvent) (time.Time, error) {
 	if len(ev.Detail) > 0 && string(ev.Detail) != "null" {
 		var d tickDetail
