@@ -221,8 +221,7 @@ func (s *Service) noteRunning(ctx context.Context, c Caller, rt RunningTask) (ca
 			if r.AgentID != c.AgentID || r.TaskID != t.ID || r.Status != domain.TaskRunning {
 				return errSkip
 			}
-			p := *rt.Progress
-			r.Progress = &p
+			r.Progress = cleanProgress(*rt.Progress)
 			return nil
 		})
 		if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, domain.ErrNotFound) {
@@ -269,4 +268,10 @@ func checkPath(p *problems, field, path string) {
 	if path == "" || len(path) > maxPathChars {
 		p.add(field, "must be 1–%d bytes long", maxPathChars)
 	}
+}
+
+// cleanProgress is progress as stored: its fraction rounded to a millionth.
+func cleanProgress(pr domain.Progress) *domain.Progress {
+	pr.PercentDone = roundTo(pr.PercentDone, 1e6)
+	return &pr
 }

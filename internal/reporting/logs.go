@@ -83,6 +83,8 @@ const (
 	MaxSnapshotsPerReport = 2000
 	maxSnapshotPaths      = 100
 	maxSnapshotTags       = 50
+	// maxSnapshotPathBytes keeps one snapshot within DynamoDB's item size.
+	maxSnapshotPathBytes = 64 << 10
 )
 
 // SnapshotsReply says what a report changed.
@@ -143,9 +145,16 @@ func (rep SnapshotReport) validate() ([]domain.Snapshot, error) {
 			p.add(field+".shortId", "must be hexadecimal")
 		}
 		p.checkText(field+".hostname", in.Hostname, 253, false)
-		if len(in.Paths) > maxSnapshotPaths {
+		size := 0
+		for _, path := range in.Paths {
+			size += len(path)
+		}
+		switch {
+		case len(in.Paths) > maxSnapshotPaths:
 			p.add(field+".paths", "at most %d paths (got %d)", maxSnapshotPaths, len(in.Paths))
-		} else {
+		case size > maxSnapshotPathBytes:
+			p.add(field+".paths", "at most %d bytes in all (got %d)", maxSnapshotPathBytes, size)
+		default:
 			for j, path := range in.Paths {
 				checkPath(&p, fmt.Sprintf("%s.paths[%d]", field, j), path)
 			}

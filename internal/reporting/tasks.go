@@ -3,8 +3,10 @@ package reporting
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/schedule"
@@ -164,14 +166,28 @@ func nextAttempt(t domain.Task) int {
 // finishAttempt records how a run ended in the task's list of attempts.
 func finishAttempt(attempts []domain.Attempt, r domain.Run) []domain.Attempt {
 	out := append([]domain.Attempt(nil), attempts...)
+	msg := shorten(r.Error, attemptErrorBytes)
 	for i := range out {
 		if out[i].RunID == r.ID {
-			out[i].Status, out[i].FinishedAt, out[i].Error = r.Status, r.FinishedAt, r.Error
+			out[i].Status, out[i].FinishedAt, out[i].Error = r.Status, r.FinishedAt, msg
 			return out
 		}
 	}
 	started := r.StartedAt
-	return append(out, domain.Attempt{Number: r.Attempt, RunID: r.ID, StartedAt: &started, FinishedAt: r.FinishedAt, Status: r.Status, Error: r.Error})
+	return append(out, domain.Attempt{Number: r.Attempt, RunID: r.ID, StartedAt: &started, FinishedAt: r.FinishedAt, Status: r.Status, Error: msg})
+}
+
+// shorten cuts s to at most maxBytes bytes on a character boundary, marking the cut.
+func shorten(s string, maxBytes int) string {
+	if len(s) <= maxBytes {
+		return s
+	}
+	const mark = "…"
+	cut := maxBytes - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // ProgressReport is a running task's latest progress.
@@ -211,8 +227,7 @@ func (s *Service) Progress(ctx context.Context, c Caller, taskID string, rep Pro
 		default:
 			return refuse(CodeRunFinished, "run %s ended %s", r.ID, r.Status)
 		}
-		pr := rep.Progress
-		r.Progress = &pr
+		r.Progress = cleanProgress(rep.Progress)
 		return nil
 	})
 	if err != nil {
@@ -248,10 +263,17 @@ type Result struct {
 	Retryable bool `json:"retryable,omitempty"`
 }
 
-// Result limits.
+// Result limits. They keep a run, and a task with its listed attempts, within DynamoDB's item
+// size whatever characters the agent sends.
 const (
-	MaxUnreadablePaths = 1000
-	MaxErrorChars      = 8192
+	MaxUnreadablePaths     = 1000
+	MaxUnreadablePathBytes = 128 << 10
+	MaxErrorChars          = 8192
+	MaxErrorBytes          = 16 << 10
+	// MaxDurationSeconds bounds restic's reported duration (about 31 years).
+	MaxDurationSeconds = 1e9
+	// attemptErrorBytes is how much of a run's error each listed attempt repeats.
+	attemptErrorBytes = 1024
 )
 
 var snapshotIDPattern = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
@@ -272,17 +294,27 @@ func (r Result) validate() error {
 	if r.Summary != nil && r.Summary.SnapshotID != "" && !snapshotIDPattern.MatchString(r.Summary.SnapshotID) {
 		p.add("summary.snapshotId", "must be a restic snapshot ID (8–64 hexadecimal digits)")
 	}
-	if r.Summary != nil && r.Summary.DurationSeconds < 0 {
-		p.add("summary.durationSeconds", "must not be negative")
+	if r.Summary != nil && (r.Summary.DurationSeconds < 0 || r.Summary.DurationSeconds > MaxDurationSeconds) {
+		p.add("summary.durationSeconds", "must be between 0 and %g", float64(MaxDurationSeconds))
 	}
-	if len(r.UnreadablePaths) > MaxUnreadablePaths {
-		p.add("unreadablePaths", "at most %d paths (got %d)", MaxUnreadablePaths, len(r.UnreadablePaths))
-	} else {
+	size := 0
+	for _, path := range r.UnreadablePaths {
+		size += len(path)
+	}
+	switch {
+	case len(r.UnreadablePaths) > MaxUnreadablePaths:
+		p.add("unreadablePaths", "at most %d paths (got %d): list the first ones", MaxUnreadablePaths, len(r.UnreadablePaths))
+	case size > MaxUnreadablePathBytes:
+		p.add("unreadablePaths", "at most %d bytes in all (got %d): list the first ones", MaxUnreadablePathBytes, size)
+	default:
 		for i, path := range r.UnreadablePaths {
 			checkPath(&p, fmt.Sprintf("unreadablePaths[%d]", i), path)
 		}
 	}
 	p.checkText("error", r.Error, MaxErrorChars, true)
+	if len(r.Error) > MaxErrorBytes {
+		p.add("error", "must be at most %d bytes long (got %d)", MaxErrorBytes, len(r.Error))
+	}
 	return p.err()
 }
 
@@ -387,6 +419,11 @@ func decideResult(now time.Time, c Caller, res Result, t domain.Task, run *domai
 
 	r := *run
 	r.FinishedAt, r.ExitCode, r.Summary, r.UnreadablePaths, r.Error = &now, res.ExitCode, res.Summary, res.UnreadablePaths, res.Error
+	if r.Summary != nil {
+		sum := *r.Summary
+		sum.DurationSeconds = roundTo(sum.DurationSeconds, 1e3)
+		r.Summary = &sum
+	}
 	// Only the task's current run decides the task; an operator's cancellation stands.
 	decides := t.Status == domain.TaskRunning && t.RunID == r.ID
 	var ch store.TaskRunChange
@@ -472,3 +509,8 @@ func sameResult(status domain.TaskStatus, outcome Outcome) bool {
 	}
 	return status == domain.TaskStatus(outcome)
 }
+
+// roundTo rounds x to the nearest 1/perUnit (roundTo(x, 1000) to thousandths). Reported
+// fractions are rounded so that no value is too small for a DynamoDB number (which ends at
+// 1e-130).
+func roundTo(x, perUnit float64) float64 { return math.Round(x*perUnit) / perUnit }

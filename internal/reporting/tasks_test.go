@@ -2,8 +2,10 @@ package reporting
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -224,4 +226,18 @@ func TestDecideResult(t *testing.T) {
 			assert.Equal(t, tc.code, refusalCode(err), "%s after %s", tc.outcome, tc.status)
 		}
 	})
+}
+
+func TestShortenCutsOnACharacterBoundary(t *testing.T) {
+	assert.Equal(t, "short", shorten("short", 10))
+	got := shorten(strings.Repeat("𝄞", 10), 10)
+	assert.LessOrEqual(t, len(got), 10)
+	assert.True(t, utf8.ValidString(got), "got %q", got)
+	assert.True(t, strings.HasSuffix(got, "…"), "got %q", got)
+}
+
+func TestRoundToKeepsReportedFractionsStorable(t *testing.T) {
+	assert.Zero(t, roundTo(1e-300, 1e6))
+	assert.Equal(t, 0.25, roundTo(0.25, 1e6))
+	assert.Equal(t, 12.346, roundTo(12.3456, 1e3))
 }
