@@ -23,7 +23,9 @@ func (d *Daemon) poll(ctx context.Context) {
 	for ctx.Err() == nil {
 		if until, _, backingOff := d.backoff.Until(d.now()); backingOff {
 			d.setState(stateBackoff)
+			d.Metrics.SetBackoff(until, true)
 			sleep(ctx, until.Sub(d.now()))
+			d.Metrics.SetBackoff(time.Time{}, false)
 			d.setState(d.activeState())
 			d.heartbeatSoon()
 			continue

@@ -90,12 +90,14 @@ func (d *Daemon) claim(t *task) (*task, bool) {
 		return cur, false
 	}
 	d.running[t.msg.TaskID] = t
+	d.Metrics.SetRunning(len(d.running))
 	return t, true
 }
 
 func (d *Daemon) unclaim(t *task) {
 	d.mu.Lock()
 	delete(d.running, t.msg.TaskID)
+	d.Metrics.SetRunning(len(d.running))
 	d.mu.Unlock()
 	d.markDirty()
 }
