@@ -61,6 +61,9 @@ const HeartbeatInterval = 5 * time.Second
 // HeartbeatInterval.
 func NewControlPlane(t testing.TB, options ...func(*httpapi.Settings)) *ControlPlane {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the AWS endpoint and restic; run without -short")
+	}
 	cfg := testenv.AWS(t)
 	table := testenv.Table(t, cfg)
 	// The emulator's DynamoDB answers carry CRC32 headers the SDK cannot match; every read
