@@ -177,6 +177,36 @@ func TestCommandLine(t *testing.T) {
 	assert.Contains(t, string(raw), "apiUrl: must be an http(s) URL")
 	assert.Contains(t, string(raw), "limits.maxConcurrentTasks: must be between 1 and 100")
 
+	// install --root lays the service out under a directory, as for an image, and touches no
+	// service manager; uninstall takes it away again and keeps the configuration.
+	root := filepath.Join(h.Dir, "image")
+	for _, f := range []string{h.Config, filepath.Join(h.Dir, "etc", "credentials.json")} {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		agenttest.WriteFile(t, filepath.Join(root, f), raw)
+	}
+	out, code = h.Command("install", "--root", root)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "skipped (not the system root): systemctl enable --now restic-monitor-agent.service")
+	unit, err := os.ReadFile(filepath.Join(root, "etc/systemd/system/restic-monitor-agent.service"))
+	require.NoError(t, err)
+	assert.Contains(t, string(unit), "ExecStart=/usr/local/bin/restic-monitor-agent run --config "+h.Config+"\n")
+	assert.Contains(t, string(unit), "TimeoutStopSec=42\n", "shutdown grace 2 s + interrupt grace 10 s + 30 s to report")
+	for _, f := range []string{h.Config, filepath.Join(h.Dir, "etc", "credentials.json")} {
+		fi, err := os.Stat(filepath.Join(root, f))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
+	}
+	installed, err := os.Stat(filepath.Join(root, "usr/local/bin/restic-monitor-agent"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o755), installed.Mode().Perm())
+	out, code = h.Command("uninstall", "--root", root)
+	require.Equal(t, 0, code, out)
+	_, err = os.Stat(filepath.Join(root, "usr/local/bin/restic-monitor-agent"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	_, err = os.Stat(filepath.Join(root, h.Config))
+	assert.NoError(t, err)
+
 	h.Start(false)
 	var status string
 	require.Eventually(t, func() bool {

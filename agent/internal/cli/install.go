@@ -38,14 +38,15 @@ their owner (mode 0600: they hold repository credentials and the agent's secret)
 systemd unit (` + service.DefinitionPath("linux") + `) or a launchd daemon
 (` + service.DefinitionPath("darwin") + `) and starts it. Enroll first.
 
-With --root, the files are written under that directory instead and no service manager is
-touched, to prepare an image or to look at what would be installed.`,
+With --root, the configuration and credentials are read from under that directory, the files
+are written under it and no service manager is touched: to prepare an image, or to look at
+what would be installed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 				return fmt.Errorf("install supports Linux (systemd) and macOS (launchd), not %s", runtime.GOOS)
 			}
-			cfg, err := g.load()
+			cfg, err := g.loadUnder(root)
 			if err != nil {
 				return err
 			}
@@ -80,7 +81,7 @@ configuration, credentials, spool and state stay, unless --purge removes them to
 waiting in the spool are then lost).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			cfg, err := g.loadUnder(root)
 			if err != nil {
 				return err
 			}
@@ -103,6 +104,16 @@ waiting in the spool are then lost).`,
 	cmd.Flags().StringVar(&binary, "binary", config.DefaultPaths().Binary, "where the agent's binary was installed")
 	cmd.Flags().BoolVar(&purge, "purge", false, "also remove the configuration, credentials, spool, state and restic cache")
 	return cmd
+}
+
+// loadUnder reads the configuration the service will use: --config names its path on the
+// target system, which lies under root.
+func (g *globals) loadUnder(root string) (*config.Config, error) {
+	c, err := config.Load(withRoot(root, g.configPath))
+	if err != nil {
+		return nil, configError(err)
+	}
+	return c, nil
 }
 
 func withRoot(root, p string) string {
