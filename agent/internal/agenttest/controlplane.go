@@ -66,10 +66,7 @@ func NewControlPlane(t testing.TB, options ...func(*httpapi.Settings)) *ControlP
 	}
 	cfg := testenv.AWS(t)
 	table := testenv.Table(t, cfg)
-	// The emulator's DynamoDB answers carry CRC32 headers the SDK cannot match; every read
-	// would log a warning about it.
-	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true })
-	st := store.New(db, table)
+	st := store.New(dynamodb.NewFromConfig(cfg), table)
 	names := resources.Names{Stage: "a" + testenv.UniqueName("")[:8]}
 	sqsClient := sqs.NewFromConfig(cfg)
 	qm := queue.New(sqsClient, names)
