@@ -93,8 +93,10 @@ type Agent struct {
 	// Output receives the agent's logs.
 	Output io.Writer
 
-	cmd  *exec.Cmd
-	done chan error
+	cmd *exec.Cmd
+	// done is closed when the process has exited; waitErr is then how it exited.
+	done    chan struct{}
+	waitErr error
 }
 
 // AgentRepository is one repository of an agent's configuration.
@@ -177,8 +179,11 @@ func (a *Agent) Start() error {
 	if err := a.cmd.Start(); err != nil {
 		return err
 	}
-	a.done = make(chan error, 1)
-	go func() { a.done <- a.cmd.Wait() }()
+	a.done = make(chan struct{})
+	go func() {
+		a.waitErr = a.cmd.Wait()
+		close(a.done)
+	}()
 	return nil
 }
 
@@ -190,12 +195,12 @@ func (a *Agent) Stop(grace time.Duration) error {
 	}
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-a.done:
-		return err
+	case <-a.done:
 	case <-time.After(grace):
 		_ = a.cmd.Process.Kill()
-		return <-a.done
+		<-a.done
 	}
+	return a.waitErr
 }
 
 // Kill ends the agent at once, as a crash or power loss would.
