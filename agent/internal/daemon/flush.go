@@ -105,3 +105,24 @@ func (d *Daemon) deliverItem(ctx context.Context, it spool.Item) (delivered bool
 	d.Metrics.APIError(string(it.Kind))
 	return false, err
 }
+
+// flushRunLog delivers the spooled log chunks of one run, in order. It stops at the first that
+// cannot be delivered yet.
+func (d *Daemon) flushRunLog(ctx context.Context, runID string) error {
+	items, err := d.Spool.List()
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.Kind != spool.KindLog || it.RunID != runID {
+			continue
+		}
+		delivered, err := d.deliverItem(ctx, it)
+		if delivered {
+			_ = d.Spool.Remove(it.Key)
+			continue
+		}
+		return err
+	}
+	return nil
+}

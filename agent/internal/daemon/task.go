@@ -354,7 +354,12 @@ var resultRetry = schedule.RetryPolicy{Base: 2 * time.Second, Factor: 2, Cap: ti
 // the result stays spooled and is delivered by the next process.
 func (d *Daemon) deliverResult(t *task, key string, res client.Result) {
 	for n := 1; ; n++ {
-		reply, err := d.API.Result(d.reports, t.msg.TaskID, res)
+		// The run's log goes first, so that a run recorded as finished has its whole log.
+		err := d.flushRunLog(d.reports, res.RunID)
+		var reply client.ResultReply
+		if err == nil {
+			reply, err = d.API.Result(d.reports, t.msg.TaskID, res)
+		}
 		code := client.RefusalCode(err)
 		switch {
 		case err == nil:
