@@ -330,6 +330,7 @@ func (s *Store) query(ctx context.Context, l listing, page Page, decode func(map
 	// until the page is full or the partition ends, so callers get what Limit promises.
 	want := int(page.limit())
 	got := 0
+	var last map[string]types.AttributeValue
 	for {
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
@@ -340,6 +341,7 @@ func (s *Store) query(ctx context.Context, l listing, page Page, decode func(map
 				return "", err
 			}
 			got++
+			last = item
 		}
 		if out.LastEvaluatedKey == nil {
 			return "", nil
@@ -349,7 +351,9 @@ func (s *Store) query(ctx context.Context, l listing, page Page, decode func(map
 			if l.index != "" {
 				gsk = skAttr
 			}
-			return encodeCursor(out.LastEvaluatedKey, gsk), nil
+			// The cursor names the last item returned: resuming after it reads exactly what
+			// this page did not return, and the item carries every key the cursor needs.
+			return encodeCursor(last, gsk), nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 		in.Limit = aws.Int32(int32(want - got))
