@@ -118,6 +118,9 @@ func apiServer(t *testing.T) (*cli, *store.Store, *queue.Manager) {
 	table := testenv.Table(t, cfg)
 	st := store.New(dynamodb.NewFromConfig(cfg), table)
 	qm := queue.New(sqs.NewFromConfig(cfg), resources.Names{Stage: "c" + testenv.UniqueName("")[:8]})
+	_, err := qm.EnsureDeadLetterQueue(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = qm.DeleteDeadLetterQueue(context.Background()) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	deps := httpapi.Deps{
 		Store: st, Queues: qm, Log: log, Now: time.Now, Settings: httpapi.DefaultSettings(),

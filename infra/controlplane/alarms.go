@@ -70,7 +70,7 @@ func (s *Stack) newAlarms() {
 		"Scheduler ticks failed or could not be delivered; they are kept in "+s.Config.baseName()+"-scheduler-dlq.",
 		s.SchedulerDLQ.MetricApproximateNumberOfMessagesVisible(peak), 1)
 	alarm("AgentDeadLetters", "agent-dead-letters",
-		"Agent tasks kept failing and were moved to "+s.Config.baseName()+"-agent-dlq.",
+		"Agent tasks kept failing and were moved to "+s.Config.Names().DeadLetterQueueName()+".",
 		s.AgentDLQ.MetricApproximateNumberOfMessagesVisible(peak), 1)
 
 	alarm("ApiServerErrors", "api-5xx",

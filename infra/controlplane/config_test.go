@@ -101,10 +101,12 @@ func TestQueuePrefixes(t *testing.T) {
 	if got := cfg.AgentQueuePrefix(); got != "rm-prod-acme-" {
 		t.Errorf("tenant: got %s, want rm-prod-acme-", got)
 	}
-	// Every agent queue of the tenant, and its dead-letter queue, falls under the prefix.
-	for _, q := range []string{cfg.Names().AgentQueueName("acme", "01J00000000000000000000000"), cfg.Names().AgentDLQName("acme", "01J00000000000000000000000")} {
-		if !strings.HasPrefix(q, cfg.AgentQueuePrefix()) {
-			t.Errorf("queue %s is outside %s", q, cfg.AgentQueuePrefix())
-		}
+	// Every agent queue of the tenant falls under the prefix; the dead-letter queue, which holds
+	// every agent's dead letters, does not, so the agents' role cannot reach it.
+	if q := cfg.Names().AgentQueueName("acme", "01J00000000000000000000000"); !strings.HasPrefix(q, cfg.AgentQueuePrefix()) {
+		t.Errorf("queue %s is outside %s", q, cfg.AgentQueuePrefix())
+	}
+	if q := cfg.Names().DeadLetterQueueName(); strings.HasPrefix(q, cfg.AgentQueuePrefix()) {
+		t.Errorf("dead-letter queue %s is under %s", q, cfg.AgentQueuePrefix())
 	}
 }

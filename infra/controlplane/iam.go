@@ -32,6 +32,10 @@ var (
 	queuesAgent     = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 )
 
+// The SQS actions on the agents' dead-letter queue: the agent API finds its ARN by its name for
+// the redrive policy of each queue it creates.
+var deadLettersAgentAPI = []string{"sqs:GetQueueUrl", "sqs:GetQueueAttributes"}
+
 // WildcardResourceReasons lists, by statement Sid, every policy statement that grants on the
 // resource "*", with the reason AWS offers nothing narrower. The IAM test fails on any other.
 // There is none today: every action the functions use can be limited to an ARN.
@@ -62,6 +66,7 @@ func grantLeastPrivilege(s *Stack) {
 
 	allow(roles[FnAgentAPI], "Table", tableReadWrite, tableAndIndexes...)
 	allow(roles[FnAgentAPI], "AgentQueues", queuesAgentAPI, agentQueues)
+	allow(roles[FnAgentAPI], "FindAgentDeadLetterQueue", deadLettersAgentAPI, s.AgentDLQ.QueueArn())
 	allow(roles[FnAgentAPI], "VendAgentCredentials", []string{"sts:AssumeRole"}, s.AgentRole.RoleArn())
 
 	// Authenticating reads and stamps one credential item by its key; no index.
@@ -74,8 +79,9 @@ func grantLeastPrivilege(s *Stack) {
 	allow(s.AgentRole, "OwnQueue", queuesAgent, agentQueues)
 }
 
-// AgentQueueARNPattern matches the ARN of every agent queue (and its dead-letter queue) of the
-// deployment: arn:<partition>:sqs:<region>:<account>:<AgentQueuePrefix>*.
+// AgentQueueARNPattern matches the ARN of every agent queue of the deployment:
+// arn:<partition>:sqs:<region>:<account>:<AgentQueuePrefix>*. The agents' dead-letter queue is
+// not among them: agents may not reach it.
 func (s *Stack) AgentQueueARNPattern() string {
 	return *s.FormatArn(&awscdk.ArnComponents{
 		Service:   jsii.String("sqs"),

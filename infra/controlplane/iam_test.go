@@ -179,6 +179,8 @@ func TestLeastPrivilege(t *testing.T) {
 			on([]string{"agent queues"}, "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage")),
 		controlplane.FnAgentAPI: join(logs, on(tableAndIndexes, crud...),
 			on([]string{"agent queues"}, "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"),
+			// the redrive target of every queue it creates
+			on([]string{"agent dead-letter queue"}, "sqs:GetQueueUrl", "sqs:GetQueueAttributes"),
 			on([]string{"agent role"}, "sts:AssumeRole")),
 		controlplane.FnAuthorizer: join(logs, on([]string{"table"}, "dynamodb:GetItem", "dynamodb:UpdateItem")),
 		controlplane.FnScheduler: join(logs,
@@ -193,6 +195,7 @@ func TestLeastPrivilege(t *testing.T) {
 		asJSON(arnOf(s.logicalID(s.stack.Table))):        "table",
 		asJSON(arnOf(s.logicalID(s.stack.AgentRole))):    "agent role",
 		asJSON(arnOf(s.logicalID(s.stack.SchedulerDLQ))): "scheduler dead-letter queue",
+		asJSON(arnOf(s.logicalID(s.stack.AgentDLQ))):     "agent dead-letter queue",
 	}
 	kindOf := func(fnLogGroup string, r any) string {
 		j := asJSON(r)

@@ -32,7 +32,7 @@ func suppressFindings(s *Stack) {
 				"short-lived, use-limited enrollment token in its body, which the agent API verifies.")
 	}
 
-	// Agent queues are created at run time, one pair per agent, so no ARN of them exists when
+	// Agent queues are created at run time, one per agent, so no ARN of them exists when
 	// the stack is deployed; the prefix is the narrowest name, and the session policy narrows
 	// the agents' own credentials to one queue. The finding names the ARN with the partition,
 	// region and account as tokens (an environment-agnostic stack) or resolved, so it is

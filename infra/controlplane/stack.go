@@ -82,7 +82,8 @@ type Stack struct {
 	// SchedulerDLQ keeps ticks that EventBridge could not deliver or that failed in the function.
 	SchedulerDLQ awssqs.Queue
 	// AgentDLQ is the dead-letter queue every agent queue of the deployment redrives to, so
-	// that one alarm sees every dead letter (RM_AGENT_DLQ_ARN).
+	// that one alarm sees every dead letter and the scheduler drains them into failed tasks.
+	// The functions find it by its name, from resources.Names.
 	AgentDLQ awssqs.Queue
 
 	publicRoutes []awsapigatewayv2.HttpRoute
@@ -128,7 +129,7 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 
 	s.Table = newTable(s.Stack, cfg)
 	s.SchedulerDLQ = newDeadLetterQueue(s.Stack, "SchedulerDeadLetters", cfg.baseName()+"-scheduler-dlq")
-	s.AgentDLQ = newDeadLetterQueue(s.Stack, "AgentDeadLetters", cfg.baseName()+"-agent-dlq")
+	s.AgentDLQ = newDeadLetterQueue(s.Stack, "AgentDeadLetters", cfg.Names().DeadLetterQueueName())
 	s.newAlarmTopic()
 
 	for _, spec := range functionSpecs {
@@ -150,7 +151,6 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 		"RM_TENANT":             jsii.String(cfg.Tenant),
 		"RM_AGENT_ROLE_ARN":     s.AgentRole.RoleArn(),
 		"RM_QUEUE_PREFIX":       jsii.String(cfg.Names().QueuePrefix()),
-		"RM_AGENT_DLQ_ARN":      s.AgentDLQ.QueueArn(),
 		"RM_LOG_RETENTION_DAYS": jsii.String(strconv.Itoa(cfg.LogRetentionDays)),
 		"LOG_LEVEL":             jsii.String(cfg.LogLevel),
 	}
@@ -265,8 +265,8 @@ func newTable(scope constructs.Construct, cfg Config) awsdynamodb.Table {
 	return t
 }
 
-// newDeadLetterQueue makes a queue that keeps what it receives as long as resources keeps an
-// agent's dead letters.
+// newDeadLetterQueue makes a queue that keeps what it receives as long as resources keeps the
+// agents' dead letters.
 func newDeadLetterQueue(scope constructs.Construct, id, name string) awssqs.Queue {
 	return awssqs.NewQueue(scope, jsii.String(id), &awssqs.QueueProps{
 		QueueName:       jsii.String(name),

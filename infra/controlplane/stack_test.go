@@ -94,7 +94,6 @@ func TestFunctions(t *testing.T) {
 
 	tableID := s.logicalID(s.stack.Table)
 	agentRoleID := s.logicalID(s.stack.AgentRole)
-	agentDLQID := s.logicalID(s.stack.AgentDLQ)
 	sizes := map[string][2]float64{ // memory MB, timeout s
 		controlplane.FnAPI:        {512, 20},
 		controlplane.FnAgentAPI:   {512, 20},
@@ -121,7 +120,6 @@ func TestFunctions(t *testing.T) {
 				"RM_TENANT":             "",
 				"RM_AGENT_ROLE_ARN":     arnOf(agentRoleID),
 				"RM_QUEUE_PREFIX":       "rm-prod-",
-				"RM_AGENT_DLQ_ARN":      arnOf(agentDLQID),
 				"RM_LOG_RETENTION_DAYS": "30",
 				"LOG_LEVEL":             "info",
 			}

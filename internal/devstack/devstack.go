@@ -58,7 +58,8 @@ type Stack struct {
 	cancel context.CancelFunc
 }
 
-// Start creates the table if needed, serves the APIs and starts the scheduler's ticker.
+// Start creates the table and the dead-letter queue if needed, serves the APIs and starts the
+// scheduler's ticker.
 func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error) {
 	progress := opts.Progress
 	if progress == nil {
@@ -83,6 +84,11 @@ func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error)
 		HeartbeatInterval: heartbeat,
 	}
 	core := app.NewCore(cfg, awsCfg, log)
+	// In the cloud the stack creates the queue every agent queue redrives to.
+	step(progress, "creating the dead-letter queue %s", core.Config.Names().DeadLetterQueueName())
+	if _, err := core.Queues.EnsureDeadLetterQueue(ctx); err != nil {
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {

@@ -174,7 +174,7 @@ func TestRegisterRaceForTheLastUseLeavesNoQueueBehind(t *testing.T) {
 	for _, url := range out.QueueUrls {
 		assert.Contains(t, url, winner, "only the winner's queues may remain: got %s", url)
 	}
-	assert.Len(t, out.QueueUrls, 2, "the winner's queue and dead-letter queue: got %v", out.QueueUrls)
+	assert.Len(t, out.QueueUrls, 1, "the winner's queue: got %v", out.QueueUrls)
 }
 
 func TestRegisterRefusesInvalidHostsWithoutSpendingTheToken(t *testing.T) {

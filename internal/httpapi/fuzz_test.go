@@ -80,6 +80,9 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 		LastSeenAt: &clock, Limits: domain.DefaultLimits(), HeartbeatIntervalSeconds: 60, SecretHash: auth.Hash(secret),
 	})
 	must(err)
+	_, err = qm.EnsureDeadLetterQueue(ctx)
+	must(err)
+	f.Cleanup(func() { _ = qm.DeleteDeadLetterQueue(context.Background()) })
 	q, err := qm.Ensure(ctx, "fuzz", agent.ID)
 	must(err)
 	f.Cleanup(func() { _ = qm.Delete(context.Background(), "fuzz", agent.ID) })

@@ -52,6 +52,9 @@ func newHarness(t *testing.T) *harness {
 	// Each test gets its own stage, so its queues never meet another test's.
 	names := resources.Names{Stage: "t" + testenv.UniqueName("")[:8]}
 	qm := queue.New(sqs.NewFromConfig(cfg), names)
+	_, err := qm.EnsureDeadLetterQueue(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = qm.DeleteDeadLetterQueue(context.Background()) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h.store, h.queues = st, qm
 	h.authn = &auth.Authenticator{Store: st, Now: now}

@@ -24,12 +24,14 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
 
-// agentQueues is one test's agent, with queues named uniquely for the test and deleted after it.
+// agentQueues is one test's agent in a deployment of its own: the deployment's dead-letter
+// queue and the agent's queue are named uniquely for the test and deleted after it.
 type agentQueues struct {
 	cfg           aws.Config
 	client        *sqs.Client
 	names         resources.Names
 	mgr           *queue.Manager
+	dlq           queue.DeadLetterQueue
 	tenant, agent string
 }
 
@@ -45,15 +47,36 @@ func newAgentQueues(t *testing.T, names resources.Names, tenant string) *agentQu
 		tenant: tenant,
 		agent:  domain.NewID(time.Now()),
 	}
+	var err error
+	a.dlq, err = a.mgr.EnsureDeadLetterQueue(t.Context())
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		assert.NoError(t, a.mgr.Delete(context.Background(), a.tenant, a.agent), "delete queues after the test")
+		assert.NoError(t, a.mgr.DeleteDeadLetterQueue(context.Background()), "delete the dead-letter queue after the test")
+	})
+	t.Cleanup(func() {
+		assert.NoError(t, a.mgr.Delete(context.Background(), a.tenant, a.agent), "delete the agent's queue after the test")
 	})
 	return a
 }
 
-// newAgent returns an agent of a fresh tenant in the test stage.
+// uniqueStage names a stage no other test uses, so that each test has a dead-letter queue of
+// its own.
+func uniqueStage() string { return "q" + testenv.UniqueName("")[:8] }
+
+// newAgent returns an agent of a fresh tenant in a deployment of its own.
 func newAgent(t *testing.T) *agentQueues {
-	return newAgentQueues(t, resources.Names{Stage: "test"}, testenv.UniqueName("t"))
+	return newAgentQueues(t, resources.Names{Stage: uniqueStage()}, testenv.UniqueName("t"))
+}
+
+// sibling returns another agent, of another tenant, in a's deployment.
+func (a *agentQueues) sibling(t *testing.T) *agentQueues {
+	t.Helper()
+	b := *a
+	b.tenant, b.agent = testenv.UniqueName("t"), domain.NewID(time.Now())
+	t.Cleanup(func() {
+		assert.NoError(t, b.mgr.Delete(context.Background(), b.tenant, b.agent), "delete the agent's queue after the test")
+	})
+	return &b
 }
 
 func (a *agentQueues) ensure(t *testing.T) queue.AgentQueue {
@@ -95,7 +118,7 @@ func withAPIOption(cfg aws.Config, name string, fn initializeFunc) *sqs.Client {
 	})
 }
 
-func TestEnsureIsIdempotentAndRedrivesToTheAgentsDLQ(t *testing.T) {
+func TestEnsureIsIdempotentAndRedrivesToTheDeploymentsDLQ(t *testing.T) {
 	t.Parallel()
 	a := newAgent(t)
 
@@ -106,23 +129,83 @@ func TestEnsureIsIdempotentAndRedrivesToTheAgentsDLQ(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, first, found)
 
-	name, dlqName := a.names.AgentQueueName(a.tenant, a.agent), a.names.AgentDLQName(a.tenant, a.agent)
+	name := a.names.AgentQueueName(a.tenant, a.agent)
 	assert.True(t, strings.HasSuffix(first.URL, "/"+name), "queue URL %s", first.URL)
 	assert.True(t, strings.HasSuffix(first.ARN, ":"+name), "queue ARN %s", first.ARN)
-	assert.True(t, strings.HasSuffix(first.DLQURL, "/"+dlqName), "DLQ URL %s", first.DLQURL)
-	assert.True(t, strings.HasSuffix(first.DLQARN, ":"+dlqName), "DLQ ARN %s", first.DLQARN)
+	assert.True(t, strings.HasSuffix(a.dlq.ARN, ":"+a.names.DeadLetterQueueName()), "DLQ ARN %s", a.dlq.ARN)
 
 	attrs := a.attributes(t, first.URL)
+	assert.Equal(t, a.dlq.ARN, redriveTarget(t, attrs))
+	assert.Equal(t, strconv.Itoa(resources.QueueVisibilityTimeoutSeconds), attrs["VisibilityTimeout"])
+	assert.Equal(t, strconv.Itoa(resources.QueueRetentionSeconds), attrs["MessageRetentionPeriod"])
+	assert.Equal(t, strconv.Itoa(resources.DLQRetentionSeconds), a.attributes(t, a.dlq.URL)["MessageRetentionPeriod"])
+
+	// Another tenant's agent of the same deployment redrives to the same queue.
+	b := a.sibling(t)
+	other := b.ensure(t)
+	require.NotEqual(t, first.URL, other.URL)
+	assert.Equal(t, a.dlq.ARN, redriveTarget(t, b.attributes(t, other.URL)))
+}
+
+// redriveTarget returns the dead-letter queue a queue's RedrivePolicy names, after checking the
+// policy's receive count.
+func redriveTarget(t *testing.T, attrs map[string]string) string {
+	t.Helper()
 	var redrive struct {
 		DeadLetterTargetArn string      `json:"deadLetterTargetArn"`
 		MaxReceiveCount     json.Number `json:"maxReceiveCount"` // SQS stores a number; a string is accepted too
 	}
 	require.NoError(t, json.Unmarshal([]byte(attrs["RedrivePolicy"]), &redrive), "RedrivePolicy %q", attrs["RedrivePolicy"])
-	assert.Equal(t, first.DLQARN, redrive.DeadLetterTargetArn)
 	assert.Equal(t, strconv.Itoa(resources.MaxReceiveCount), redrive.MaxReceiveCount.String())
-	assert.Equal(t, strconv.Itoa(resources.QueueVisibilityTimeoutSeconds), attrs["VisibilityTimeout"])
-	assert.Equal(t, strconv.Itoa(resources.QueueRetentionSeconds), attrs["MessageRetentionPeriod"])
-	assert.Equal(t, strconv.Itoa(resources.DLQRetentionSeconds), a.attributes(t, first.DLQURL)["MessageRetentionPeriod"])
+	return redrive.DeadLetterTargetArn
+}
+
+func TestEnsureDeadLetterQueueIsIdempotentAndFoundByAnyManager(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+
+	again, err := a.mgr.EnsureDeadLetterQueue(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, a.dlq, again)
+	assert.True(t, strings.HasSuffix(a.dlq.URL, "/"+a.names.DeadLetterQueueName()), "DLQ URL %s", a.dlq.URL)
+
+	// A Manager that did not create the queue (a Lambda, where the stack did) finds it.
+	found, err := queue.New(a.client, a.names).DeadLetterQueue(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, a.dlq, found)
+}
+
+func TestEnsureWithoutTheDeadLetterQueueCreatesNothing(t *testing.T) {
+	t.Parallel()
+	cfg := testenv.AWS(t)
+	mgr := queue.New(sqs.NewFromConfig(cfg), resources.Names{Stage: uniqueStage()})
+	tenant, agent := testenv.UniqueName("t"), domain.NewID(time.Now())
+
+	_, err := mgr.Ensure(t.Context(), tenant, agent)
+	require.ErrorIs(t, err, queue.ErrNoDeadLetterQueue)
+	assert.NotErrorIs(t, err, domain.ErrNotFound, "a deployment fault, not a missing thing the caller asked for")
+	_, err = mgr.Lookup(t.Context(), tenant, agent)
+	require.ErrorIs(t, err, domain.ErrNotFound, "no agent queue without somewhere for its dead letters to go")
+
+	_, err = mgr.DeadLetters(t.Context(), 1)
+	require.ErrorIs(t, err, queue.ErrNoDeadLetterQueue)
+	_, err = mgr.ReceiveDeadLetters(t.Context(), 1, 0)
+	require.ErrorIs(t, err, queue.ErrNoDeadLetterQueue)
+}
+
+func TestADeletedDeadLetterQueueIsForgotten(t *testing.T) {
+	t.Parallel()
+	a := newAgent(t)
+	_, err := a.mgr.DeadLetters(t.Context(), 1) // remembered from here on
+	require.NoError(t, err)
+
+	require.NoError(t, a.mgr.DeleteDeadLetterQueue(t.Context()))
+	require.NoError(t, a.mgr.DeleteDeadLetterQueue(t.Context()), "second delete")
+	// SQS may take up to a minute to forget a deleted queue.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := a.mgr.ReceiveDeadLetters(t.Context(), 1, 0)
+		assert.ErrorIs(c, err, queue.ErrNoDeadLetterQueue)
+	}, 70*time.Second, 200*time.Millisecond)
 }
 
 func TestEnsureUpdatesAQueueWhoseAttributesDiffer(t *testing.T) {
@@ -157,12 +240,10 @@ func TestEnsureUpdatesAQueueWhoseAttributesDiffer(t *testing.T) {
 	assert.Equal(t, strconv.Itoa(resources.QueueVisibilityTimeoutSeconds), a.attributes(t, q.URL)["VisibilityTimeout"])
 }
 
-func TestLookupOfAnAgentWithoutQueuesIsNotFound(t *testing.T) {
+func TestLookupOfAnAgentWithoutAQueueIsNotFound(t *testing.T) {
 	t.Parallel()
 	a := newAgent(t)
 	_, err := a.mgr.Lookup(t.Context(), a.tenant, a.agent)
-	require.ErrorIs(t, err, domain.ErrNotFound)
-	_, err = a.mgr.DeadLetters(t.Context(), a.tenant, a.agent, 1)
 	require.ErrorIs(t, err, domain.ErrNotFound)
 }
 
@@ -181,6 +262,11 @@ func TestDeleteIsIdempotent(t *testing.T) {
 
 	never := domain.NewID(time.Now())
 	require.NoError(t, a.mgr.Delete(t.Context(), a.tenant, never), "deleting queues that never existed")
+
+	// The deployment's dead-letter queue stays for the other agents.
+	found, err := queue.New(a.client, a.names).DeadLetterQueue(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, a.dlq, found)
 }
 
 func TestSendBatchSendsTwentyFiveMessagesInThreeRequests(t *testing.T) {
@@ -356,56 +442,78 @@ func TestADeletedMessageIsNoLongerInFlight(t *testing.T) {
 	require.Empty(t, msgs)
 }
 
-func TestAMessageNeverDeletedMovesToTheDLQ(t *testing.T) {
+func TestMessagesNeverDeletedMoveToTheDeploymentsDLQ(t *testing.T) {
 	t.Parallel()
 	a := newAgent(t)
-	q := a.ensure(t)
-	a.send(t, q.URL, "poison")
-	c := queue.NewConsumer(a.client, q.URL)
-
-	var id string
-	for i := 1; i <= resources.MaxReceiveCount; i++ {
-		msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
+	b := a.sibling(t)
+	ids := map[string]string{} // body -> message ID
+	for _, agent := range []*agentQueues{a, b} {
+		q := agent.ensure(t)
+		body := "poison for " + agent.agent
+		agent.send(t, q.URL, body)
+		c := queue.NewConsumer(agent.client, q.URL)
+		for i := 1; i <= resources.MaxReceiveCount; i++ {
+			msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
+			require.NoError(t, err)
+			require.Len(t, msgs, 1, "receive %d", i)
+			require.Equal(t, i, msgs[0].ReceiveCount)
+			ids[body] = msgs[0].ID
+			require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 0), "hand back after receive %d", i)
+		}
+		msgs, err := c.Receive(t.Context(), 1, time.Second)
 		require.NoError(t, err)
-		require.Len(t, msgs, 1, "receive %d", i)
-		require.Equal(t, i, msgs[0].ReceiveCount)
-		id = msgs[0].ID
-		require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 0), "hand back after receive %d", i)
+		require.Empty(t, msgs, "the message left the task queue")
 	}
 
-	msgs, err := c.Receive(t.Context(), 1, time.Second)
-	require.NoError(t, err)
-	require.Empty(t, msgs, "the message left the task queue")
+	// Both agents' dead letters are in the one queue; reading them leaves them there.
+	peek := func() map[string]string {
+		got := map[string]string{}
+		require.EventuallyWithT(t, func(ct *assert.CollectT) {
+			dead, err := a.mgr.DeadLetters(t.Context(), queue.MaxReceiveMessages)
+			require.NoError(ct, err)
+			for _, m := range dead {
+				got[m.Body] = m.ID
+			}
+			require.Len(ct, got, 2)
+		}, 20*time.Second, 100*time.Millisecond)
+		return got
+	}
+	require.Equal(t, ids, peek())
+	require.Equal(t, ids, peek(), "peeking again finds them still there")
 
-	var dead []queue.Message
+	// Receiving and deleting them empties the queue.
+	deleted := map[string]bool{}
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		dead, err = a.mgr.DeadLetters(t.Context(), a.tenant, a.agent, queue.MaxReceiveMessages)
+		msgs, err := a.mgr.ReceiveDeadLetters(t.Context(), queue.MaxReceiveMessages, time.Second)
 		require.NoError(ct, err)
-		require.Len(ct, dead, 1)
+		for _, m := range msgs {
+			require.NoError(ct, a.mgr.DeleteDeadLetter(t.Context(), m.ReceiptHandle))
+			deleted[m.ID] = true
+		}
+		require.Len(ct, deleted, 2)
 	}, 20*time.Second, 100*time.Millisecond)
-	assert.Equal(t, id, dead[0].ID)
-	assert.Equal(t, "poison", dead[0].Body)
-
-	// Reading dead letters leaves them where they are.
-	again, err := a.mgr.DeadLetters(t.Context(), a.tenant, a.agent, queue.MaxReceiveMessages)
+	left, err := a.mgr.DeadLetters(t.Context(), queue.MaxReceiveMessages)
 	require.NoError(t, err)
-	require.Len(t, again, 1)
-	assert.Equal(t, id, again[0].ID)
+	assert.Empty(t, left)
 }
 
 func TestQueueNamesFitTheLimitForTheLongestStageAndTenant(t *testing.T) {
 	t.Parallel()
-	stage := "abcdefghij"
+	stage := "q" + testenv.UniqueName("")[:9]
 	tenant := testenv.UniqueName("t" + strings.Repeat("0", 19))
 	require.True(t, resources.ValidStage(stage))
+	require.Len(t, stage, 10)
 	require.Len(t, tenant, 32)
 	require.True(t, domain.ValidTenantID(tenant))
-	a := newAgentQueues(t, resources.Names{Stage: stage}, tenant)
+	// A tenant's own deployment has the longest dead-letter queue name.
+	a := newAgentQueues(t, resources.Names{Stage: stage, Tenant: tenant}, tenant)
 
 	q := a.ensure(t)
-	dlqName := a.names.AgentDLQName(a.tenant, a.agent)
-	assert.LessOrEqual(t, len(dlqName), 80, "%s", dlqName)
-	assert.True(t, strings.HasSuffix(q.DLQURL, "/"+dlqName), "DLQ URL %s", q.DLQURL)
+	for _, name := range []string{a.names.DeadLetterQueueName(), a.names.AgentQueueName(a.tenant, a.agent)} {
+		assert.LessOrEqual(t, len(name), 80, "%s", name)
+	}
+	assert.True(t, strings.HasSuffix(a.dlq.URL, "/"+a.names.DeadLetterQueueName()), "DLQ URL %s", a.dlq.URL)
+	assert.Equal(t, a.dlq.ARN, redriveTarget(t, a.attributes(t, q.URL)))
 	found, err := a.mgr.Lookup(t.Context(), a.tenant, a.agent)
 	require.NoError(t, err)
 	assert.Equal(t, q, found)

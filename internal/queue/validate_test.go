@@ -43,9 +43,28 @@ func TestManagerRejectsNamesOutsideTheQueueNameBudget(t *testing.T) {
 			_, err = m.Lookup(ctx, tt.tenant, tt.agent)
 			assert.ErrorContains(t, err, tt.wantErr, "Lookup")
 			assert.ErrorContains(t, m.Delete(ctx, tt.tenant, tt.agent), tt.wantErr, "Delete")
-			_, err = m.DeadLetters(ctx, tt.tenant, tt.agent, 1)
-			assert.ErrorContains(t, err, tt.wantErr, "DeadLetters")
 		})
+	}
+}
+
+func TestManagerRejectsADeploymentWhoseDeadLetterQueueNameWouldNotFit(t *testing.T) {
+	// No client: a rejected name must never reach SQS.
+	for _, names := range []resources.Names{
+		{Stage: "abcdefghijk"},
+		{Stage: "prod", Tenant: "t" + strings.Repeat("0", 32)},
+	} {
+		m := New(nil, names)
+		ctx := context.Background()
+		_, err := m.EnsureDeadLetterQueue(ctx)
+		assert.ErrorContains(t, err, "invalid", "EnsureDeadLetterQueue %+v", names)
+		_, err = m.DeadLetterQueue(ctx)
+		assert.ErrorContains(t, err, "invalid", "DeadLetterQueue %+v", names)
+		assert.ErrorContains(t, m.DeleteDeadLetterQueue(ctx), "invalid", "DeleteDeadLetterQueue %+v", names)
+		_, err = m.DeadLetters(ctx, 1)
+		assert.ErrorContains(t, err, "invalid", "DeadLetters %+v", names)
+		_, err = m.ReceiveDeadLetters(ctx, 1, 0)
+		assert.ErrorContains(t, err, "invalid", "ReceiveDeadLetters %+v", names)
+		assert.ErrorContains(t, m.DeleteDeadLetter(ctx, "r"), "invalid", "DeleteDeadLetter %+v", names)
 	}
 }
 

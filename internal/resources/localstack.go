@@ -12,15 +12,21 @@ import (
 
 //go:generate go run ./gen -dir ../../localstack/init
 
-// LocalStackTable is the table the LocalStack init hook creates unless RM_TABLE names another:
-// the development stage's.
-var LocalStackTable = Names{Stage: "dev"}.TableName()
+// LocalStackNames are the resources the LocalStack init hook creates unless RM_TABLE names
+// another table: the development stage's.
+var LocalStackNames = Names{Stage: "dev"}
+
+// LocalStackTable is the table the LocalStack init hook creates unless RM_TABLE names another.
+var LocalStackTable = LocalStackNames.TableName()
 
 // LocalStackFiles returns, by file name, the AWS CLI inputs (--cli-input-json) with which the
-// LocalStack init hook creates the table called name and turns on its TTL: table.json is
-// Table.CreateTableInput(name), ttl.json the UpdateTimeToLive request EnsureTable makes.
-// The files are committed under localstack/init/ and regenerated with go generate.
-func LocalStackFiles(name string) (map[string][]byte, error) {
+// LocalStack init hook creates the resources of the deployment n names: table.json is
+// Table.CreateTableInput, ttl.json the UpdateTimeToLive request EnsureTable makes, and
+// agent-dlq.json the CreateQueue request of the deployment's dead-letter queue, as
+// queue.Manager.EnsureDeadLetterQueue makes it. The files are committed under localstack/init/
+// and regenerated with go generate.
+func LocalStackFiles(n Names) (map[string][]byte, error) {
+	name := n.TableName()
 	ttl := &dynamodb.UpdateTimeToLiveInput{
 		TableName: aws.String(name),
 		TimeToLiveSpecification: &types.TimeToLiveSpecification{
@@ -28,8 +34,11 @@ func LocalStackFiles(name string) (map[string][]byte, error) {
 			Enabled:       aws.Bool(true),
 		},
 	}
+	// CreateQueue's members, spelled out rather than with the SQS client's type so that the CDK
+	// app, which builds on this package, needs no SQS client.
+	dlq := struct{ QueueName, Attributes any }{n.DeadLetterQueueName(), DLQAttributes()}
 	files := map[string][]byte{}
-	for file, input := range map[string]any{"table.json": Table.CreateTableInput(name), "ttl.json": ttl} {
+	for file, input := range map[string]any{"table.json": Table.CreateTableInput(name), "ttl.json": ttl, "agent-dlq.json": dlq} {
 		body, err := cliInputJSON(input)
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", file, err)

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
@@ -20,9 +22,9 @@ import (
 const localstackDir = "../../localstack"
 
 func TestLocalStackInitFilesMatchTheDefinition(t *testing.T) {
-	files, err := resources.LocalStackFiles(resources.LocalStackTable)
+	files, err := resources.LocalStackFiles(resources.LocalStackNames)
 	require.NoError(t, err)
-	require.Len(t, files, 2)
+	require.Len(t, files, 3)
 	for name, generated := range files {
 		committed, err := os.ReadFile(filepath.Join(localstackDir, "init", name))
 		require.NoError(t, err)
@@ -34,7 +36,7 @@ func TestLocalStackInitFilesMatchTheDefinition(t *testing.T) {
 }
 
 func TestLocalStackTableJSONIsTheCreateTableRequest(t *testing.T) {
-	files, err := resources.LocalStackFiles("restic-monitor-dev")
+	files, err := resources.LocalStackFiles(resources.Names{Stage: "dev"})
 	require.NoError(t, err)
 	require.Equal(t, "restic-monitor-dev", resources.LocalStackTable)
 
@@ -49,6 +51,23 @@ func TestLocalStackTableJSONIsTheCreateTableRequest(t *testing.T) {
 	require.NoError(t, json.Unmarshal(files["ttl.json"], &ttl))
 	require.Equal(t, resources.Table.TTLAttribute, *ttl.TimeToLiveSpecification.AttributeName)
 	require.True(t, *ttl.TimeToLiveSpecification.Enabled)
+}
+
+func TestLocalStackDeadLetterQueueJSONIsTheCreateQueueRequest(t *testing.T) {
+	n := resources.Names{Stage: "dev"}
+	files, err := resources.LocalStackFiles(n)
+	require.NoError(t, err)
+	var got sqs.CreateQueueInput
+	require.NoError(t, json.Unmarshal(files["agent-dlq.json"], &got))
+	require.Equal(t, "restic-monitor-dev-agent-dlq", aws.ToString(got.QueueName))
+	require.Equal(t, resources.DLQAttributes(), got.Attributes)
+
+	// Given RM_TABLE, the hook names the queue after that table, as Names does.
+	hook, err := os.ReadFile(filepath.Join(localstackDir, "init", "ready.d", "create-resources.sh"))
+	require.NoError(t, err)
+	derived := regexp.MustCompile(`dlq=\$\{table\}(\S+)`).FindSubmatch(hook)
+	require.NotNil(t, derived, "the hook derives the queue's name from the table's")
+	require.Equal(t, n.DeadLetterQueueName(), n.TableName()+string(derived[1]))
 }
 
 type composeFile struct {
@@ -95,7 +114,7 @@ func TestDockerComposeMountsTheInitHook(t *testing.T) {
 	require.NoError(t, err)
 	dir := regexp.MustCompile(`dir=\$\{RM_INIT_DIR:-([^}]+)\}`).FindSubmatch(script)
 	require.NotNil(t, dir, "the hook names the directory it reads the JSON files from")
-	files, err := resources.LocalStackFiles(resources.LocalStackTable)
+	files, err := resources.LocalStackFiles(resources.LocalStackNames)
 	require.NoError(t, err)
 	for name := range files {
 		require.Equal(t, "./init/"+name, targets[string(dir[1])+"/"+name], "%s is mounted where the hook reads it", name)

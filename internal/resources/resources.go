@@ -1,6 +1,7 @@
 // Package resources is the one definition of the AWS resources restic-monitor stores data in: the
-// DynamoDB table (keys, indexes, TTL) and the attributes of the per-agent queues. The CDK stack,
-// the local set-up and the tests all build from it, so the cloud and a laptop cannot drift apart.
+// DynamoDB table (keys, indexes, TTL), the attributes of the per-agent queues and of the
+// deployment's dead-letter queue, and the names of them all. The CDK stack, the local set-up and
+// the tests all build from it, so the cloud and a laptop cannot drift apart.
 package resources
 
 import (
@@ -109,8 +110,6 @@ const (
 	DLQRetentionSeconds = 14 * 24 * 3600
 	// MaxReceiveCount is how many receives a message gets before it is moved to the dead-letter queue.
 	MaxReceiveCount = 5
-	// DLQSuffix ends every dead-letter queue name.
-	DLQSuffix = "-dlq"
 )
 
 // QueueAttributes returns the attributes of an agent queue whose dead letters go to dlqARN.
@@ -122,7 +121,7 @@ func QueueAttributes(dlqARN string) map[string]string {
 	}
 }
 
-// DLQAttributes returns the attributes of an agent's dead-letter queue.
+// DLQAttributes returns the attributes of the deployment's dead-letter queue.
 func DLQAttributes() map[string]string {
 	return map[string]string{"MessageRetentionPeriod": strconv.Itoa(DLQRetentionSeconds)}
 }
@@ -153,16 +152,18 @@ func (n Names) TableName() string { return n.base() }
 func (n Names) QueuePrefix() string { return "rm-" + n.Stage + "-" }
 
 // AgentQueueName names an agent's task queue: rm-<stage>-<tenant>-<agent>. With a stage of at
-// most 10 characters, a tenant of at most 32 and a 26-character agent ID, the name and its
-// "-dlq" sibling stay within SQS's 80-character limit.
+// most 10 characters, a tenant of at most 32 and a 26-character agent ID, the name stays within
+// SQS's 80-character limit.
 func (n Names) AgentQueueName(tenantID, agentID string) string {
 	return n.QueuePrefix() + tenantID + "-" + agentID
 }
 
-// AgentDLQName names an agent's dead-letter queue.
-func (n Names) AgentDLQName(tenantID, agentID string) string {
-	return n.AgentQueueName(tenantID, agentID) + DLQSuffix
-}
+// DeadLetterQueueName names the one dead-letter queue every agent queue of the deployment
+// redrives to: the table's name followed by -agent-dlq. One queue, rather than one per agent,
+// is what a CloudWatch alarm can watch and what the scheduler can drain every tick at a cost
+// that follows the dead letters rather than the fleet. It lies outside QueuePrefix on purpose:
+// the agents' role is limited to the prefix, so no agent can read other agents' dead letters.
+func (n Names) DeadLetterQueueName() string { return n.base() + "-agent-dlq" }
 
 // EnsureTable creates the table under name unless it exists, waits until it is active and turns
 // on TTL. Local set-up and tests use it; deployments get the same table from the CDK stack.

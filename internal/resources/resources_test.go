@@ -2,6 +2,7 @@ package resources_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,10 +36,23 @@ func TestEnsureTableIsIdempotentAndMatchesDefinition(t *testing.T) {
 }
 
 func TestQueueNamesFitSQSLimit(t *testing.T) {
-	n := resources.Names{Stage: "abcdefghij"}
 	tenant := "t234567890123456789012345678901x"
 	agent := "01JDZZZZZZZZZZZZZZZZZZZZZZ"
-	require.LessOrEqual(t, len(n.AgentDLQName(tenant, agent)), 80)
+	require.Len(t, tenant, 32)
+	shared := resources.Names{Stage: "abcdefghij"}
+	own := resources.Names{Stage: "abcdefghij", Tenant: tenant}
+	require.LessOrEqual(t, len(shared.AgentQueueName(tenant, agent)), 80)
+	require.LessOrEqual(t, len(own.DeadLetterQueueName()), 80, own.DeadLetterQueueName())
 	require.True(t, resources.ValidStage("prod"))
 	require.False(t, resources.ValidStage("Prod-1"))
+}
+
+func TestTheDeadLetterQueueIsNamedAfterTheTableAndOutsideTheAgentQueues(t *testing.T) {
+	for _, n := range []resources.Names{{Stage: "prod"}, {Stage: "dev", Tenant: "acme"}} {
+		got := n.DeadLetterQueueName()
+		require.Equal(t, n.TableName()+"-agent-dlq", got)
+		require.False(t, strings.HasPrefix(got, n.QueuePrefix()), "%s: the agents' role, limited to %s, must not reach it", got, n.QueuePrefix())
+	}
+	require.Equal(t, "restic-monitor-prod-agent-dlq", resources.Names{Stage: "prod"}.DeadLetterQueueName())
+	require.Equal(t, "restic-monitor-acme-dev-agent-dlq", resources.Names{Stage: "dev", Tenant: "acme"}.DeadLetterQueueName())
 }

@@ -109,8 +109,11 @@ func newFixture(t *testing.T) *fixture {
 	f.st = store.New(dynamodb.NewFromConfig(cfg), testenv.Table(t, cfg))
 	f.st.Now = f.clock.Now
 	f.qm = queue.New(f.sqs, resources.Names{Stage: "s" + testenv.UniqueName("")[:8]})
+	_, err := f.qm.EnsureDeadLetterQueue(f.ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.qm.DeleteDeadLetterQueue(context.Background()) })
 	require.NoError(t, f.st.CreateTenant(f.ctx, domain.Tenant{ID: f.tenant, Name: "Acme", CreatedAt: base}))
-	_, err := f.st.CreateRepository(f.ctx, f.tenant, domain.Repository{Name: "main", Backend: domain.BackendLocal, Location: "/srv/restic/main"})
+	_, err = f.st.CreateRepository(f.ctx, f.tenant, domain.Repository{Name: "main", Backend: domain.BackendLocal, Location: "/srv/restic/main"})
 	require.NoError(t, err)
 	f.token = domain.NewID(base)
 	require.NoError(t, f.st.CreateEnrollmentToken(f.ctx, f.tenant, domain.EnrollmentToken{

@@ -85,7 +85,7 @@ func TestKilledMidBackupIsRedeliveredAndCompleted(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(h.Scrape(), `restic_monitor_agent_tasks_total{type="backup",outcome="succeeded"} 1`)
 	}, 5*time.Second, 100*time.Millisecond)
-	assert.Empty(t, cp.DeadLetters(h.AgentID))
+	assert.Empty(t, cp.DeadLetters())
 	assert.Equal(t, 0, h.Signal(syscall.SIGTERM, 30*time.Second))
 }
 

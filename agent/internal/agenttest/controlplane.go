@@ -70,6 +70,10 @@ func NewControlPlane(t testing.TB, options ...func(*httpapi.Settings)) *ControlP
 	names := resources.Names{Stage: "a" + testenv.UniqueName("")[:8]}
 	sqsClient := sqs.NewFromConfig(cfg)
 	qm := queue.New(sqsClient, names)
+	// Every agent queue of the stage redrives to the stage's one dead-letter queue.
+	_, err := qm.EnsureDeadLetterQueue(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = qm.DeleteDeadLetterQueue(context.Background()) })
 	log := slog.New(slog.DiscardHandler)
 	now := func() time.Time { return time.Now().UTC() }
 	settings := httpapi.DefaultSettings()
@@ -344,10 +348,11 @@ func (cp *ControlPlane) SendRaw(agentID, body string) {
 	require.NoError(cp.T, err)
 }
 
-// DeadLetters returns the bodies in the agent's dead-letter queue.
-func (cp *ControlPlane) DeadLetters(agentID string) []string {
+// DeadLetters returns the bodies in the control plane's dead-letter queue, where the messages
+// its agents' queues gave up on end up.
+func (cp *ControlPlane) DeadLetters() []string {
 	cp.T.Helper()
-	msgs, err := cp.Queues.DeadLetters(context.Background(), cp.Tenant, agentID, 10)
+	msgs, err := cp.Queues.DeadLetters(context.Background(), 10)
 	require.NoError(cp.T, err)
 	var bodies []string
 	for _, m := range msgs {

@@ -71,7 +71,7 @@ func TestBadMessagesGoToTheDeadLetterQueue(t *testing.T) {
 
 	var dead []string
 	require.Eventually(t, func() bool {
-		for _, b := range cp.DeadLetters(me) {
+		for _, b := range cp.DeadLetters() {
 			if !slices.Contains(dead, b) {
 				dead = append(dead, b)
 			}

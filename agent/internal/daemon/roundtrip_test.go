@@ -95,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 
 	// Every message was deleted after its result was stored.
 	require.NoError(t, a.stop())
-	msgs, err := cp.Queues.DeadLetters(t.Context(), cp.Tenant, a.creds.AgentID, 10)
+	msgs, err := cp.Queues.DeadLetters(t.Context(), 10)
 	require.NoError(t, err)
 	assert.Empty(t, msgs)
 	assertQueueEmpty(t, cp, a.creds.AgentID)

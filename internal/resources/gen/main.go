@@ -1,5 +1,6 @@
 // Command gen writes the AWS CLI inputs with which the LocalStack init hook creates the table
-// (table.json, ttl.json), from the definition the CDK stack and the tests use. Run it with
+// (table.json, ttl.json) and the agents' dead-letter queue (agent-dlq.json), from the
+// definition the CDK stack and the tests use. Run it with
 // go generate ./internal/resources; a test fails when the committed files drift from it.
 package main
 
@@ -22,7 +23,7 @@ func main() {
 }
 
 func run(dir string) error {
-	files, err := resources.LocalStackFiles(resources.LocalStackTable)
+	files, err := resources.LocalStackFiles(resources.LocalStackNames)
 	if err != nil {
 		return err
 	}
