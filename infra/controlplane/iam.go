@@ -33,8 +33,12 @@ var (
 )
 
 // The SQS actions on the agents' dead-letter queue: the agent API finds its ARN by its name for
-// the redrive policy of each queue it creates.
-var deadLettersAgentAPI = []string{"sqs:GetQueueUrl", "sqs:GetQueueAttributes"}
+// the redrive policy of each queue it creates; the scheduler finds it the same way and drains it
+// into failed tasks (package deadletter).
+var (
+	deadLettersAgentAPI  = []string{"sqs:GetQueueUrl", "sqs:GetQueueAttributes"}
+	deadLettersScheduler = []string{"sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"}
+)
 
 // WildcardResourceReasons lists, by statement Sid, every policy statement that grants on the
 // resource "*", with the reason AWS offers nothing narrower. The IAM test fails on any other.
@@ -74,6 +78,7 @@ func grantLeastPrivilege(s *Stack) {
 
 	allow(roles[FnScheduler], "Table", tableScheduler, tableAndIndexes...)
 	allow(roles[FnScheduler], "AgentQueues", queuesScheduler, agentQueues)
+	allow(roles[FnScheduler], "DrainAgentDeadLetters", deadLettersScheduler, s.AgentDLQ.QueueArn())
 
 	// The most an agent can ever do; each session policy narrows it to one queue.
 	allow(s.AgentRole, "OwnQueue", queuesAgent, agentQueues)

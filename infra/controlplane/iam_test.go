@@ -187,6 +187,8 @@ func TestLeastPrivilege(t *testing.T) {
 			on(tableAndIndexes, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
 				"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"),
 			on([]string{"agent queues"}, "sqs:SendMessage", "sqs:GetQueueUrl"),
+			// draining dead letters into failed tasks
+			on([]string{"agent dead-letter queue"}, "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
 			// the failed-tick destination
 			on([]string{"scheduler dead-letter queue"}, "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")),
 	}

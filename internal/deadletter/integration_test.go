@@ -1,0 +1,213 @@
+package deadletter_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/restic-monitor/restic-monitor/events"
+	"github.com/restic-monitor/restic-monitor/internal/deadletter"
+	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/store"
+	"github.com/restic-monitor/restic-monitor/internal/testenv"
+)
+
+// deployment is a table and a queue stage of one test's own: the dead-letter queue, one agent's
+// queue redriving to it, and a drainer over both.
+type deployment struct {
+	store   *store.Store
+	queues  *queue.Manager
+	agentQ  queue.AgentQueue
+	tenant  string
+	agent   string
+	drainer *deadletter.Drainer
+	logs    *bytes.Buffer
+}
+
+func newDeployment(t *testing.T) *deployment {
+	t.Helper()
+	cfg := testenv.AWS(t)
+	ctx := context.Background()
+	d := &deployment{
+		store:  store.New(dynamodb.NewFromConfig(cfg), testenv.Table(t, cfg)),
+		queues: queue.New(sqs.NewFromConfig(cfg), resources.Names{Stage: "d" + testenv.UniqueName("")[:8]}),
+		tenant: "acme",
+		agent:  domain.NewID(time.Now()),
+		logs:   &bytes.Buffer{},
+	}
+	_, err := d.queues.EnsureDeadLetterQueue(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.queues.DeleteDeadLetterQueue(context.Background()) })
+	d.agentQ, err = d.queues.Ensure(ctx, d.tenant, d.agent)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.queues.Delete(context.Background(), d.tenant, d.agent) })
+	d.drainer = &deadletter.Drainer{
+		Queue: d.queues, Tasks: d.store, Log: slog.New(slog.NewJSONHandler(d.logs, nil)),
+	}
+	return d
+}
+
+// task stores a check task of the deployment's agent in status and returns it with the body of
+// its message.
+func (d *deployment) task(t *testing.T, status domain.TaskStatus, change func(*domain.Task)) (domain.Task, string) {
+	t.Helper()
+	now := time.Now().UTC()
+	task := domain.Task{
+		ID: domain.NewID(now), AgentID: d.agent, Repository: "main", Type: domain.TaskCheck, Status: status,
+		Attempt: 1, MaxRetries: 2, NotBefore: now, Deadline: now.Add(time.Hour), Trigger: "operator",
+	}
+	if change != nil {
+		change(&task)
+	}
+	stored, err := d.store.CreateTask(context.Background(), d.tenant, task)
+	require.NoError(t, err)
+	m, err := events.NewTaskMessage(stored, nil)
+	require.NoError(t, err)
+	body, err := m.Encode()
+	require.NoError(t, err)
+	return stored, string(body)
+}
+
+// deadLetter puts bodies on the agent's queue and receives them without deleting them, as an
+// agent that cannot finish them does, until the queue gives them up to the dead-letter queue.
+// It returns their message IDs.
+func (d *deployment) deadLetter(t *testing.T, bodies ...string) []string {
+	t.Helper()
+	ctx := t.Context()
+	msgs := make([]queue.Outgoing, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = queue.Outgoing{ID: fmt.Sprintf("m%d", i), Body: b}
+	}
+	failures, err := d.queues.SendBatch(ctx, d.agentQ.URL, msgs)
+	require.NoError(t, err)
+	require.Empty(t, failures)
+
+	c := queue.NewConsumer(sqs.NewFromConfig(testenv.AWS(t)), d.agentQ.URL)
+	ids := map[string]bool{}
+	for range resources.MaxReceiveCount * len(bodies) * 2 {
+		got, err := c.Receive(ctx, queue.MaxReceiveMessages, time.Second)
+		require.NoError(t, err)
+		if len(got) == 0 && len(ids) == len(bodies) {
+			break // every message was received as often as the queue allows, and is gone
+		}
+		for _, m := range got {
+			ids[m.ID] = true
+			require.NoError(t, c.ExtendVisibility(ctx, m.ReceiptHandle, 0))
+		}
+	}
+	var want []string
+	for id := range ids {
+		want = append(want, id)
+	}
+	require.Len(t, want, len(bodies))
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		dead, err := d.queues.DeadLetters(ctx, queue.MaxReceiveMessages)
+		require.NoError(ct, err)
+		var got []string
+		for _, m := range dead {
+			got = append(got, m.ID)
+		}
+		assert.ElementsMatch(ct, want, got)
+	}, 20*time.Second, 100*time.Millisecond, "the messages reach the dead-letter queue")
+	return want
+}
+
+// drain runs one Drain at now and checks that the dead-letter queue is empty afterwards.
+func (d *deployment) drain(t *testing.T, now time.Time) deadletter.Summary {
+	t.Helper()
+	sum, err := d.drainer.Drain(t.Context(), now)
+	require.NoError(t, err)
+	left, err := d.queues.DeadLetters(t.Context(), queue.MaxReceiveMessages)
+	require.NoError(t, err)
+	assert.Empty(t, left, "the dead-letter queue is empty after the drain")
+	return sum
+}
+
+func TestADeadLetteredTaskFailsWithTheReason(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	never, neverBody := d.task(t, domain.TaskQueued, nil)
+	runID := domain.NewID(time.Now())
+	crashing, crashingBody := d.task(t, domain.TaskRunning, func(task *domain.Task) {
+		started := time.Now().UTC()
+		task.Attempt, task.RunID, task.StartedAt = 2, runID, &started
+		task.Attempts = []domain.Attempt{
+			{Number: 1, Status: domain.RunInterrupted, Error: "interrupted: the agent restarted before this run reported a result"},
+			{Number: 2, RunID: runID, StartedAt: &started, Status: domain.TaskRunning},
+		}
+	})
+	d.deadLetter(t, neverBody, crashingBody)
+
+	now := time.Now().UTC().Truncate(time.Second)
+	sum := d.drain(t, now)
+	assert.Equal(t, 2, sum.Received)
+	assert.Equal(t, 2, sum.Failed)
+	assert.Zero(t, sum.Errors)
+	require.Len(t, sum.FailedTasks, 2)
+
+	got, err := d.store.GetTask(t.Context(), d.tenant, never.ID)
+	require.NoError(t, err)
+	assert.Equal(t, domain.TaskFailed, got.Status)
+	assert.Equal(t, "dead-lettered after 5 deliveries: the agent never completed it", got.Error)
+	require.NotNil(t, got.FinishedAt)
+	assert.True(t, now.Equal(*got.FinishedAt), "finished at %s, want %s", got.FinishedAt, now)
+
+	got, err = d.store.GetTask(t.Context(), d.tenant, crashing.ID)
+	require.NoError(t, err)
+	assert.Equal(t, domain.TaskFailed, got.Status)
+	assert.Equal(t, "dead-lettered after 5 deliveries: interrupted: the agent restarted before this run reported a result", got.Error)
+	require.Len(t, got.Attempts, 2)
+	assert.Equal(t, domain.TaskFailed, got.Attempts[1].Status, "the running attempt ends with the task")
+	assert.Equal(t, got.Error, got.Attempts[1].Error)
+
+	logs := d.logs.String()
+	assert.Contains(t, logs, `"task_id":"`+never.ID+`"`)
+	assert.Contains(t, logs, `"tenant_id":"acme"`)
+
+	// An empty queue costs one receive and changes nothing.
+	assert.Equal(t, deadletter.Summary{}, d.drain(t, now))
+}
+
+func TestADeadLetterThatIsNoTaskMessageIsDropped(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	garbage := "this is not a task message, and a long one: " + strings.Repeat("x", 300)
+	_, valid := d.task(t, domain.TaskQueued, nil)
+	newer := strings.Replace(valid, `"schemaVersion":1`, `"schemaVersion":99`, 1)
+	require.NotEqual(t, valid, newer)
+	ids := d.deadLetter(t, garbage, newer)
+
+	sum := d.drain(t, time.Now())
+	assert.Equal(t, deadletter.Summary{Received: 2, Dropped: 2}, sum)
+	logs := d.logs.String()
+	for _, id := range ids {
+		assert.Contains(t, logs, `"message_id":"`+id+`"`)
+	}
+	assert.Contains(t, logs, "this is not a task message, and a long one")
+	assert.NotContains(t, logs, strings.Repeat("x", 200), "only the start of a body is logged")
+}
+
+func TestADeadLetterOfAFinishedTaskLeavesTheTaskAsItWas(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	finished := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	done, body := d.task(t, domain.TaskSucceeded, func(task *domain.Task) { task.FinishedAt = &finished })
+	d.deadLetter(t, body)
+
+	sum := d.drain(t, time.Now())
+	assert.Equal(t, deadletter.Summary{Received: 1, AlreadyFinal: 1}, sum)
+	got, err := d.store.GetTask(t.Context(), d.tenant, done.ID)
+	require.NoError(t, err)
+	assert.Equal(t, done, got)
+}
