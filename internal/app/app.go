@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/restic-monitor/restic-monitor/internal/auth"
+	"github.com/restic-monitor/restic-monitor/internal/deadletter"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
@@ -150,6 +151,12 @@ func (c *Core) APIDeps() httpapi.Deps {
 		Store: c.Store, Queues: c.Queues, Dispatcher: c.Dispatcher, Log: c.Log, Now: c.Now, Settings: settings,
 		Credentials: queuecreds.New(sts.NewFromConfig(c.AWS), c.Config.AgentRoleARN),
 	}
+}
+
+// DeadLetterDrainer returns what turns the deployment's dead letters into failed tasks. The
+// dead-letter queue is found by its name (Config.Names), so no variable names it.
+func (c *Core) DeadLetterDrainer() *deadletter.Drainer {
+	return &deadletter.Drainer{Queue: c.Queues, Tasks: c.Store, Log: c.Log}
 }
 
 // Scheduler returns the scheduler as the scheduler Lambda runs it.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -41,4 +42,15 @@ func TestFromEnvReportsEveryProblemAtOnce(t *testing.T) {
 	for _, want := range []string{"RM_TABLE", "RM_STAGE", "RM_TENANT", "RM_LOG_RETENTION_DAYS", "RM_HEARTBEAT_SECONDS", "LOG_LEVEL"} {
 		assert.Contains(t, err.Error(), want)
 	}
+}
+
+func TestTheDeadLetterDrainerUsesTheCoresQueuesAndStore(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{"RM_TABLE": "restic-monitor-prod", "RM_STAGE": "prod"}))
+	require.NoError(t, err)
+	core := NewCore(c, aws.Config{Region: "eu-west-1"}, slog.New(slog.DiscardHandler))
+	d := core.DeadLetterDrainer()
+	assert.Same(t, core.Queues, d.Queue)
+	assert.Same(t, core.Store, d.Tasks)
+	assert.Same(t, core.Log, d.Log)
+	assert.Equal(t, "restic-monitor-prod-agent-dlq", c.Names().DeadLetterQueueName(), "found by name, from RM_STAGE and RM_TENANT")
 }
