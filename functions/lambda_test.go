@@ -22,12 +22,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/localaws"
+	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
@@ -153,6 +156,11 @@ func TestLambdaBinariesServeRepresentativeEvents(t *testing.T) {
 	table := testenv.Table(t, cfg)
 	st := store.New(dynamodb.NewFromConfig(cfg), table)
 	fx := seed(t, st)
+	// The stack creates the agents' dead-letter queue; the agent API only finds it.
+	qm := queue.New(sqs.NewFromConfig(cfg), resources.Names{Stage: fx.stage})
+	_, err := qm.EnsureDeadLetterQueue(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = qm.DeleteDeadLetterQueue(context.Background()) })
 	client := lambda.NewFromConfig(cfg)
 	env := map[string]string{"RM_TABLE": fx.table, "RM_STAGE": fx.stage, "RM_AGENT_ROLE_ARN": "arn:aws:iam::000000000000:role/restic-monitor-agents", "LOG_LEVEL": "warn"}
 
