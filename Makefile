@@ -60,9 +60,12 @@ lint:
 
 ## bench: benchmarks against the endpoint (the emulator starts as for make test). The scheduler
 ## benchmark seeds fleets of 1,000 and 10,000 agents and prints requests per dispatched task and
-## tick wall time (docs/benchmarks.md); it takes minutes and is never part of make test.
+## tick wall time; the agent benchmark prints binary sizes, idle RSS and CPU, and the backup
+## wall-time ratio against restic alone (docs/benchmarks.md). It takes minutes and is never part
+## of make test.
 bench: emulator
 	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/schedbench -fleets 1000,10000 -due 0.1
+	agent/bench/run.sh
 
 # ---- deployment (infra/, a CDK app in Go) --------------------------------------------------
 

@@ -12,7 +12,8 @@ make --no-print-directory agent restic emulator >/dev/null
 echo "== binary size (make agent: CGO_ENABLED=0, -trimpath, -s -w)"
 for f in bin/agent/*/restic-monitor-agent; do
   platform=$(basename "$(dirname "$f")")
-  printf '%-14s %6.1f MiB (%d bytes)\n' "$platform" "$(echo "$(stat -c %s "$f") / 1048576" | bc -l)" "$(stat -c %s "$f")"
+  size=$(stat -c %s "$f")
+  awk -v p="$platform" -v s="$size" 'BEGIN { printf "%-14s %6.1f MiB (%d bytes)\n", p, s / 1048576, s }'
 done
 
 echo "== idle and backup"
