@@ -163,6 +163,6 @@ func (c *Core) DeadLetterDrainer() *deadletter.Drainer {
 func (c *Core) Scheduler(cfg scheduler.Config) *scheduler.Scheduler {
 	return &scheduler.Scheduler{
 		Store: c.Store, Sender: c.Dispatcher, Emitter: scheduler.LogEmitter{Log: c.Log},
-		Log: c.Log, Config: cfg, Clock: time.Now,
+		DeadLetters: c.DeadLetterDrainer(), Log: c.Log, Config: cfg, Clock: time.Now,
 	}
 }

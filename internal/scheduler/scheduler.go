@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/restic-monitor/restic-monitor/events"
+	"github.com/restic-monitor/restic-monitor/internal/deadletter"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
@@ -102,13 +103,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// DeadLetters turns the messages agents could not complete into failed tasks;
+// *deadletter.Drainer is one.
+type DeadLetters interface {
+	Drain(ctx context.Context, now time.Time) (deadletter.Summary, error)
+}
+
 // Scheduler runs ticks.
 type Scheduler struct {
 	Store   Store
 	Sender  Sender
 	Emitter Emitter
-	Log     *slog.Logger
-	Config  Config
+	// DeadLetters, when set, is drained at the end of every tick.
+	DeadLetters DeadLetters
+	Log         *slog.Logger
+	Config      Config
 	// Clock measures how long a tick took, for its summary; nil reports no duration. It never
 	// decides anything: a tick's time is the one it is given.
 	Clock func() time.Time
@@ -131,15 +140,18 @@ type Summary struct {
 	Unsent int `json:"unsent"`
 	// Waiting counts the slots and tasks held back, by why: offline, backing_off, saturated,
 	// unschedulable (the slot's policy or agent is gone or disabled).
-	Waiting    map[string]int `json:"waiting"`
-	Expired    int            `json:"expired"`
-	Failed     int            `json:"failed"`
-	Offline    int            `json:"offline"`
-	Online     int            `json:"online"`
-	Overdue    int            `json:"overdue"`
-	Recovered  int            `json:"recovered"`
-	Errors     int            `json:"errors"`
-	DurationMS int64          `json:"durationMs"`
+	Waiting   map[string]int `json:"waiting"`
+	Expired   int            `json:"expired"`
+	Failed    int            `json:"failed"`
+	Offline   int            `json:"offline"`
+	Online    int            `json:"online"`
+	Overdue   int            `json:"overdue"`
+	Recovered int            `json:"recovered"`
+	// DeadLettered counts tasks failed for good because their message reached the dead-letter
+	// queue; they are also counted in Failed.
+	DeadLettered int   `json:"deadLettered"`
+	Errors       int   `json:"errors"`
+	DurationMS   int64 `json:"durationMs"`
 }
 
 // tick is the state of one run of Tick. Its counters and events are shared by the goroutines of
@@ -253,7 +265,29 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 	won := t.claim(ctx, plan.claims)
 	t.send(ctx, won, pending, plan.retries)
 	t.overdueChecks(ctx, checks)
+	t.drainDeadLetters(ctx)
 	return t.finish(ctx), readErr
+}
+
+// drainDeadLetters fails for good the tasks whose messages the agents could not complete, with
+// a task.failed event each. A queue that cannot be read is an error of this tick only: the
+// messages stay for the next one.
+func (t *tick) drainDeadLetters(ctx context.Context) {
+	if t.s.DeadLetters == nil {
+		return
+	}
+	sum, err := t.s.DeadLetters.Drain(ctx, t.now)
+	if err != nil {
+		t.fail(ctx, "drain the dead-letter queue", err)
+	}
+	t.count(func(s *Summary) {
+		s.DeadLettered += len(sum.FailedTasks)
+		s.Failed += len(sum.FailedTasks)
+		s.Errors += sum.Errors
+	})
+	for _, task := range sum.FailedTasks {
+		t.emit(events.NewTaskFailed(t.now, task))
+	}
 }
 
 // finish emits the tick's events and completes its summary.
