@@ -13,21 +13,21 @@ import (
 // condition checks.
 var (
 	tableReadWrite = []string{
-		"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+		"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 		"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
 	}
 	tableAuthorizer = []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}
-	tableScheduler  = []string{
-		"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-		"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
-	}
+	// The scheduler reads a tick's agents, policies and slots with BatchGetItem and ends overdue
+	// checks with DeleteItem: the same actions as the APIs.
+	tableScheduler = tableReadWrite
 )
 
 // The SQS actions on agent queues. SendMessageBatch is authorized as sqs:SendMessage, and
 // DeleteMessageBatch and ChangeMessageVisibilityBatch likewise, so no batch action appears.
 var (
-	queuesAPI       = []string{"sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"}
-	queuesAgentAPI  = []string{"sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"}
+	queuesAPI = []string{"sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"}
+	// DeleteQueue removes a queue again when registration fails after creating it.
+	queuesAgentAPI  = []string{"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"}
 	queuesScheduler = []string{"sqs:SendMessage", "sqs:GetQueueUrl"}
 	queuesAgent     = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 )

@@ -165,7 +165,7 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 	tableAndIndexes := append([]string{"table"}, indexes...)
 	logs := on([]string{"own log group"}, "logs:CreateLogStream", "logs:PutLogEvents")
-	crud := []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+	crud := []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
 		"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"}
 	join := func(parts ...[]string) []string {
 		var out []string
@@ -178,14 +178,13 @@ func TestLeastPrivilege(t *testing.T) {
 		controlplane.FnAPI: join(logs, on(tableAndIndexes, crud...),
 			on([]string{"agent queues"}, "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage")),
 		controlplane.FnAgentAPI: join(logs, on(tableAndIndexes, crud...),
-			on([]string{"agent queues"}, "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"),
+			on([]string{"agent queues"}, "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"),
 			// the redrive target of every queue it creates
 			on([]string{"agent dead-letter queue"}, "sqs:GetQueueUrl", "sqs:GetQueueAttributes"),
 			on([]string{"agent role"}, "sts:AssumeRole")),
 		controlplane.FnAuthorizer: join(logs, on([]string{"table"}, "dynamodb:GetItem", "dynamodb:UpdateItem")),
 		controlplane.FnScheduler: join(logs,
-			on(tableAndIndexes, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-				"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"),
+			on(tableAndIndexes, crud...),
 			on([]string{"agent queues"}, "sqs:SendMessage", "sqs:GetQueueUrl"),
 			// draining dead letters into failed tasks
 			on([]string{"agent dead-letter queue"}, "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
