@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -17,14 +18,15 @@ type agentHandlers struct {
 }
 
 func (h agentHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := queryParams(r, "status", "label", "limit", "cursor")
-	if err != nil {
-		return err
-	}
+	return listFiltered(w, r, agentFilter, h.d.Store.ListAgents, "status", "label", "limit", "cursor")
+}
+
+// agentFilter reads the filters of an agent listing.
+func agentFilter(q params) (store.AgentFilter, store.Page, error) {
 	var f store.AgentFilter
 	if s := domain.AgentStatus(q.get("status")); s != "" {
 		if !s.Valid() {
-			return fieldError("status", "must be online or offline")
+			return f, store.Page{}, fieldError("status", "must be online or offline")
 		}
 		f.Status = s
 	}
@@ -32,20 +34,12 @@ func (h agentHandlers) list(w http.ResponseWriter, r *http.Request) error {
 		key, value, _ := strings.Cut(l, ":")
 		probe := domain.Agent{Labels: map[string]string{key: value}}
 		if err := labelsOnly(probe); err != nil {
-			return fieldError("label", "must be key or key:value, with a valid label key and value")
+			return f, store.Page{}, fieldError("label", "must be key or key:value, with a valid label key and value")
 		}
 		f.LabelKey, f.LabelValue = key, value
 	}
 	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	agents, next, err := h.d.Store.ListAgents(r.Context(), tenantOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, agents, next)
-	return nil
+	return f, page, err
 }
 
 // labelsOnly checks an agent's labels with the domain's rules and nothing else.
@@ -63,16 +57,7 @@ func labelsOnly(a domain.Agent) error {
 }
 
 func (h agentHandlers) get(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "agentId")
-	if err != nil {
-		return err
-	}
-	a, err := h.d.Store.GetAgent(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a)
-	return nil
+	return writeByID(w, r, "agentId", h.d.Store.GetAgent)
 }
 
 // agentPatch is the part of an agent an operator writes, and so the document a merge patch of
@@ -121,26 +106,15 @@ func (h agentHandlers) policies(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := queryParams(r, "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	policies, next, err := h.fleet.AgentPolicies(r.Context(), tenantOf(r), id, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, policies, next)
-	return nil
+	return listPage(w, r, func(ctx context.Context, tenantID string, page store.Page) ([]domain.Policy, string, error) {
+		return h.fleet.AgentPolicies(ctx, tenantID, id, page)
+	})
 }
 
 // requireAgent answers 404 for an agent the tenant does not have, rather than an empty list of
 // its tasks, runs or snapshots: another tenant's agent and a mistyped ID both look missing.
-func (h agentHandlers) requireAgent(r *http.Request, id string) error {
-	_, err := h.d.Store.GetAgent(r.Context(), tenantOf(r), id)
+func (h agentHandlers) requireAgent(ctx context.Context, tenantID, id string) error {
+	_, err := h.d.Store.GetAgent(ctx, tenantID, id)
 	return err
 }
 
@@ -149,24 +123,13 @@ func (h agentHandlers) tasks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := queryParams(r, "status", "type", "from", "to", "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	f, page, err := taskFilter(q)
-	if err != nil {
-		return err
-	}
-	if err := h.requireAgent(r, id); err != nil {
-		return err
-	}
-	f.AgentID = id
-	tasks, next, err := h.d.Store.ListTasks(r.Context(), tenantOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, tasks, next)
-	return nil
+	return listFiltered(w, r, taskFilter, func(ctx context.Context, tenantID string, f store.TaskFilter, page store.Page) ([]domain.Task, string, error) {
+		if err := h.requireAgent(ctx, tenantID, id); err != nil {
+			return nil, "", err
+		}
+		f.AgentID = id
+		return h.d.Store.ListTasks(ctx, tenantID, f, page)
+	}, "status", "type", "from", "to", "limit", "cursor")
 }
 
 func (h agentHandlers) runs(w http.ResponseWriter, r *http.Request) error {
@@ -174,24 +137,13 @@ func (h agentHandlers) runs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := queryParams(r, "policyId", "status", "since", "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	f, page, err := runFilter(q)
-	if err != nil {
-		return err
-	}
-	if err := h.requireAgent(r, id); err != nil {
-		return err
-	}
-	f.AgentID = id
-	runs, next, err := h.d.Store.ListRuns(r.Context(), tenantOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, runs, next)
-	return nil
+	return listFiltered(w, r, runFilter, func(ctx context.Context, tenantID string, f store.RunFilter, page store.Page) ([]domain.Run, string, error) {
+		if err := h.requireAgent(ctx, tenantID, id); err != nil {
+			return nil, "", err
+		}
+		f.AgentID = id
+		return h.d.Store.ListRuns(ctx, tenantID, f, page)
+	}, "policyId", "status", "since", "limit", "cursor")
 }
 
 func (h agentHandlers) snapshots(w http.ResponseWriter, r *http.Request) error {
@@ -199,21 +151,10 @@ func (h agentHandlers) snapshots(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := queryParams(r, "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	if err := h.requireAgent(r, id); err != nil {
-		return err
-	}
-	snaps, next, err := h.d.Store.ListSnapshots(r.Context(), tenantOf(r), id, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, snaps, next)
-	return nil
+	return listPage(w, r, func(ctx context.Context, tenantID string, page store.Page) ([]domain.Snapshot, string, error) {
+		if err := h.requireAgent(ctx, tenantID, id); err != nil {
+			return nil, "", err
+		}
+		return h.d.Store.ListSnapshots(ctx, tenantID, id, page)
+	})
 }

@@ -45,20 +45,7 @@ func (h credentialHandlers) createEnrollmentToken(w http.ResponseWriter, r *http
 }
 
 func (h credentialHandlers) listEnrollmentTokens(w http.ResponseWriter, r *http.Request) error {
-	q, err := queryParams(r, "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	tokens, next, err := h.d.Store.ListEnrollmentTokens(r.Context(), tenantOf(r), page)
-	if err != nil {
-		return err
-	}
-	writeList(w, tokens, next)
-	return nil
+	return listPage(w, r, h.d.Store.ListEnrollmentTokens)
 }
 
 func (h credentialHandlers) revokeEnrollmentToken(w http.ResponseWriter, r *http.Request) error {
@@ -99,20 +86,7 @@ func (h credentialHandlers) createAPIKey(w http.ResponseWriter, r *http.Request)
 }
 
 func (h credentialHandlers) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
-	q, err := queryParams(r, "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	keys, next, err := h.d.Store.ListAPIKeys(r.Context(), tenantOf(r), page)
-	if err != nil {
-		return err
-	}
-	writeList(w, keys, next)
-	return nil
+	return listPage(w, r, h.d.Store.ListAPIKeys)
 }
 
 func (h credentialHandlers) revokeAPIKey(w http.ResponseWriter, r *http.Request) error {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -27,6 +28,62 @@ func writeList[T any](w http.ResponseWriter, items []T, next string) {
 		items = []T{}
 	}
 	writeJSON(w, http.StatusOK, list[T]{Items: items, NextCursor: next})
+}
+
+// listPage answers a listing that takes no query but limit and cursor with the page fetch
+// returns for the request's tenant.
+func listPage[T any](w http.ResponseWriter, r *http.Request, fetch func(ctx context.Context, tenantID string, page store.Page) ([]T, string, error)) error {
+	return listFiltered(w, r, pageOnly, func(ctx context.Context, tenantID string, _ struct{}, page store.Page) ([]T, string, error) {
+		return fetch(ctx, tenantID, page)
+	}, "limit", "cursor")
+}
+
+// pageOnly reads the query of a listing with no filters.
+func pageOnly(q params) (struct{}, store.Page, error) {
+	page, err := q.page()
+	return struct{}{}, page, err
+}
+
+// listFiltered answers a listing whose query may hold the parameters known: read turns the
+// query into a filter and a page, and fetch returns that page for the request's tenant.
+func listFiltered[F, T any](w http.ResponseWriter, r *http.Request, read func(params) (F, store.Page, error),
+	fetch func(ctx context.Context, tenantID string, f F, page store.Page) ([]T, string, error), known ...string,
+) error {
+	q, err := queryParams(r, known...)
+	if err != nil {
+		return err
+	}
+	f, page, err := read(q)
+	if err != nil {
+		return err
+	}
+	items, next, err := fetch(r.Context(), tenantOf(r), f, page)
+	if err != nil {
+		return err
+	}
+	writeList(w, items, next)
+	return nil
+}
+
+// writeByID answers with what call returns for the ID in the path parameter name: the read or
+// the action of one resource of the request's tenant.
+func writeByID[T any](w http.ResponseWriter, r *http.Request, name string, call func(ctx context.Context, tenantID, id string) (T, error)) error {
+	id, err := pathID(r, name)
+	if err != nil {
+		return err
+	}
+	v, err := call(r.Context(), tenantOf(r), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// writeCreated answers 201 with a new resource and, in Location, where it now is.
+func writeCreated(w http.ResponseWriter, location string, v any) {
+	w.Header().Set("Location", location)
+	writeJSON(w, http.StatusCreated, v)
 }
 
 // params reads a request's query, refusing parameters the route does not know, so a misspelt

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
@@ -82,43 +83,26 @@ func (h policyHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/policies/"+p.ID)
-	writeJSON(w, http.StatusCreated, p)
+	writeCreated(w, "/v1/policies/"+p.ID, p)
 	return nil
 }
 
 func (h policyHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := queryParams(r, "repository", "limit", "cursor")
-	if err != nil {
-		return err
-	}
+	return listFiltered(w, r, policyFilter, h.d.Store.ListPolicies, "repository", "limit", "cursor")
+}
+
+// policyFilter reads the filters of a policy listing.
+func policyFilter(q params) (store.PolicyFilter, store.Page, error) {
 	var f store.PolicyFilter
 	if f.Repository = q.get("repository"); f.Repository != "" && !domain.ValidName(f.Repository) {
-		return fieldError("repository", "not a repository name (3–100 letters, digits, '-', '_')")
+		return f, store.Page{}, fieldError("repository", "not a repository name (3–100 letters, digits, '-', '_')")
 	}
 	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	policies, next, err := h.d.Store.ListPolicies(r.Context(), tenantOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, policies, next)
-	return nil
+	return f, page, err
 }
 
 func (h policyHandlers) get(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "policyId")
-	if err != nil {
-		return err
-	}
-	p, err := h.d.Store.GetPolicy(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return writeByID(w, r, "policyId", h.d.Store.GetPolicy)
 }
 
 // versionRequired is the answer to a replace without the version it replaces.
@@ -214,20 +198,9 @@ func (h policyHandlers) agents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := queryParams(r, "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	agents, next, err := h.fleet.PolicyAgents(r.Context(), tenantOf(r), id, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, agents, next)
-	return nil
+	return listPage(w, r, func(ctx context.Context, tenantID string, page store.Page) ([]domain.Agent, string, error) {
+		return h.fleet.PolicyAgents(ctx, tenantID, id, page)
+	})
 }
 
 func (h policyHandlers) unassign(w http.ResponseWriter, r *http.Request) error {

@@ -42,26 +42,12 @@ func (h repositoryHandlers) create(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/repositories/"+repo.Name)
-	writeJSON(w, http.StatusCreated, repo)
+	writeCreated(w, "/v1/repositories/"+repo.Name, repo)
 	return nil
 }
 
 func (h repositoryHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := queryParams(r, "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	repos, next, err := h.d.Store.ListRepositories(r.Context(), tenantOf(r), page)
-	if err != nil {
-		return err
-	}
-	writeList(w, repos, next)
-	return nil
+	return listPage(w, r, h.d.Store.ListRepositories)
 }
 
 func (h repositoryHandlers) get(w http.ResponseWriter, r *http.Request) error {

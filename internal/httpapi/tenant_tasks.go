@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
@@ -35,8 +36,7 @@ func (h taskHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/tasks/"+t.ID)
-	writeJSON(w, http.StatusCreated, t)
+	writeCreated(w, "/v1/tasks/"+t.ID, t)
 	return nil
 }
 
@@ -68,49 +68,30 @@ func taskFilter(q params) (store.TaskFilter, store.Page, error) {
 }
 
 func (h taskHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := queryParams(r, "agentId", "status", "type", "from", "to", "limit", "cursor")
-	if err != nil {
-		return err
+	return listFiltered(w, r, withAgentID(taskFilter, func(f *store.TaskFilter, id string) { f.AgentID = id }),
+		h.d.Store.ListTasks, "agentId", "status", "type", "from", "to", "limit", "cursor")
+}
+
+// withAgentID extends the filter read to the agentId parameter, read after the rest, that
+// listings across agents take.
+func withAgentID[F any](read func(params) (F, store.Page, error), set func(*F, string)) func(params) (F, store.Page, error) {
+	return func(q params) (F, store.Page, error) {
+		f, page, err := read(q)
+		if err != nil {
+			return f, page, err
+		}
+		id, err := q.id("agentId")
+		set(&f, id)
+		return f, page, err
 	}
-	f, page, err := taskFilter(q)
-	if err != nil {
-		return err
-	}
-	if f.AgentID, err = q.id("agentId"); err != nil {
-		return err
-	}
-	tasks, next, err := h.d.Store.ListTasks(r.Context(), tenantOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, tasks, next)
-	return nil
 }
 
 func (h taskHandlers) get(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "taskId")
-	if err != nil {
-		return err
-	}
-	t, err := h.d.Store.GetTask(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
+	return writeByID(w, r, "taskId", h.d.Store.GetTask)
 }
 
 func (h taskHandlers) cancel(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "taskId")
-	if err != nil {
-		return err
-	}
-	t, err := h.fleet.CancelTask(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
+	return writeByID(w, r, "taskId", h.fleet.CancelTask)
 }
 
 // runHandlers serve /v1/runs.
@@ -140,36 +121,12 @@ func runFilter(q params) (store.RunFilter, store.Page, error) {
 }
 
 func (h runHandlers) list(w http.ResponseWriter, r *http.Request) error {
-	q, err := queryParams(r, "agentId", "policyId", "status", "since", "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	f, page, err := runFilter(q)
-	if err != nil {
-		return err
-	}
-	if f.AgentID, err = q.id("agentId"); err != nil {
-		return err
-	}
-	runs, next, err := h.d.Store.ListRuns(r.Context(), tenantOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, runs, next)
-	return nil
+	return listFiltered(w, r, withAgentID(runFilter, func(f *store.RunFilter, id string) { f.AgentID = id }),
+		h.d.Store.ListRuns, "agentId", "policyId", "status", "since", "limit", "cursor")
 }
 
 func (h runHandlers) get(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "runId")
-	if err != nil {
-		return err
-	}
-	run, err := h.d.Store.GetRun(r.Context(), tenantOf(r), id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, run)
-	return nil
+	return writeByID(w, r, "runId", h.d.Store.GetRun)
 }
 
 func (h runHandlers) logs(w http.ResponseWriter, r *http.Request) error {
@@ -177,24 +134,13 @@ func (h runHandlers) logs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := queryParams(r, "limit", "cursor")
-	if err != nil {
-		return err
-	}
-	page, err := q.page()
-	if err != nil {
-		return err
-	}
-	if page.Limit == 0 || page.Limit > MaxLogPage {
-		page.Limit = MaxLogPage
-	}
-	if _, err := h.d.Store.GetRun(r.Context(), tenantOf(r), id); err != nil {
-		return err
-	}
-	chunks, next, err := h.d.Store.ListLog(r.Context(), tenantOf(r), id, page)
-	if err != nil {
-		return err
-	}
-	writeList(w, chunks, next)
-	return nil
+	return listPage(w, r, func(ctx context.Context, tenantID string, page store.Page) ([]domain.LogChunk, string, error) {
+		if page.Limit == 0 || page.Limit > MaxLogPage {
+			page.Limit = MaxLogPage
+		}
+		if _, err := h.d.Store.GetRun(ctx, tenantID, id); err != nil {
+			return nil, "", err
+		}
+		return h.d.Store.ListLog(ctx, tenantID, id, page)
+	})
 }
