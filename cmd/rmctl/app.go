@@ -32,8 +32,8 @@ func newRoot(a *app) *cobra.Command {
 		Short: "Operate restic-monitor: tenants, keys, agents, policies, tasks and runs",
 		Long: `rmctl operates restic-monitor.
 
-Bootstrapping works directly against the DynamoDB table (RM_TABLE; the AWS endpoint is
-AWS_ENDPOINT_URL, the local emulator by default):
+Bootstrapping works directly against the DynamoDB table named by RM_TABLE, with your AWS
+credentials, or at AWS_ENDPOINT_URL when it is set (the local emulator, LocalStack):
   rmctl tenant create acme --name "ACME Corp"
   rmctl apikey create --tenant acme --role admin
 
@@ -69,7 +69,7 @@ func (a *app) fleet(ctx context.Context) (*fleet.Service, error) {
 	if table == "" {
 		return nil, errors.New("RM_TABLE must name the DynamoDB table")
 	}
-	cfg, err := localaws.Load(ctx)
+	cfg, err := localaws.LoadForTool(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}

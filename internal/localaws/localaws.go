@@ -62,3 +62,13 @@ func Reachable(endpoint string, timeout time.Duration) bool {
 	_ = conn.Close()
 	return true
 }
+
+// LoadForTool is for operator tools that may work against either: with AWS_ENDPOINT_URL set it
+// is Load (an emulator or LocalStack, with local defaults for region and credentials); without
+// it, the SDK's standard resolution reaches real AWS with the operator's own credentials.
+func LoadForTool(ctx context.Context) (aws.Config, error) {
+	if os.Getenv("AWS_ENDPOINT_URL") != "" {
+		return Load(ctx)
+	}
+	return config.LoadDefaultConfig(ctx)
+}
