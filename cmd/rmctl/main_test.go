@@ -24,6 +24,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/localaws"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
@@ -55,6 +56,8 @@ func (c *cli) ok(v any, args ...string) string {
 
 func TestBootstrapTenantAndFirstKeyAgainstTheTable(t *testing.T) {
 	cfg := testenv.AWS(t)
+	// rmctl reaches the test endpoint the way an operator points it at an emulator.
+	t.Setenv("AWS_ENDPOINT_URL", localaws.Endpoint())
 	table := testenv.Table(t, cfg)
 	st := store.New(dynamodb.NewFromConfig(cfg), table)
 	c := &cli{t: t, env: map[string]string{"RM_TABLE": table}}
