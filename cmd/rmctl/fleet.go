@@ -46,18 +46,10 @@ func (a *app) agentsCmd() *cobra.Command {
 		Short: "List agents, optionally by status and label (key or key:value)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			setIf(q, "status", status)
 			setIf(q, "label", label)
-			items, err := c.list(cmd.Context(), "/v1/agents", q, max)
-			if err != nil {
-				return err
-			}
-			return a.print(items, agentColumns)
+			return a.showList(cmd.Context(), "/v1/agents", q, max, agentColumns)
 		},
 	}
 	list.Flags().StringVar(&status, "status", "", "online or offline")
@@ -94,6 +86,19 @@ func (a *app) show(ctx context.Context, path string, columns []column) error {
 		return err
 	}
 	return a.print(out, columns)
+}
+
+// showList prints up to max items of a listing (0: all of them).
+func (a *app) showList(ctx context.Context, path string, query url.Values, max int, columns []column) error {
+	c, err := a.api()
+	if err != nil {
+		return err
+	}
+	items, err := c.list(ctx, path, query, max)
+	if err != nil {
+		return err
+	}
+	return a.print(items, columns)
 }
 
 // send makes a change and prints what the API answers, if anything.
@@ -153,15 +158,7 @@ func (a *app) tokensCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List enrollment tokens", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
-			items, err := c.list(cmd.Context(), "/v1/enrollment-tokens", nil, max)
-			if err != nil {
-				return err
-			}
-			return a.print(items, tokenColumns)
+			return a.showList(cmd.Context(), "/v1/enrollment-tokens", nil, max, tokenColumns)
 		},
 	}
 	listFlag(list, &max)
@@ -199,15 +196,7 @@ func (a *app) repositoriesCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List repositories", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
-			items, err := c.list(cmd.Context(), "/v1/repositories", nil, max)
-			if err != nil {
-				return err
-			}
-			return a.print(items, repositoryColumns)
+			return a.showList(cmd.Context(), "/v1/repositories", nil, max, repositoryColumns)
 		},
 	}
 	listFlag(list, &max)

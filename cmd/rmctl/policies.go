@@ -72,15 +72,7 @@ The file holds the policy's fields as the API names them, for example:
 	list := &cobra.Command{
 		Use: "list", Short: "List policies", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
-			items, err := c.list(cmd.Context(), "/v1/policies", nil, max)
-			if err != nil {
-				return err
-			}
-			return a.print(items, policyColumns)
+			return a.showList(cmd.Context(), "/v1/policies", nil, max, policyColumns)
 		},
 	}
 	listFlag(list, &max)
@@ -120,15 +112,7 @@ The file holds the policy's fields as the API names them, for example:
 			if err != nil {
 				return err
 			}
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
-			items, err := c.list(cmd.Context(), "/v1/policies/"+url.PathEscape(id)+"/agents", nil, 0)
-			if err != nil {
-				return err
-			}
-			return a.print(items, agentColumns)
+			return a.showList(cmd.Context(), "/v1/policies/"+url.PathEscape(id)+"/agents", nil, 0, agentColumns)
 		},
 	}
 	cmd.AddCommand(apply, list, get, del, agents)

@@ -76,21 +76,13 @@ func (a *app) tasksCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List tasks, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			setIf(q, "agentId", agent)
 			setIf(q, "status", status)
 			setIf(q, "type", typ)
 			setIf(q, "from", from)
 			setIf(q, "to", to)
-			items, err := c.list(cmd.Context(), "/v1/tasks", q, max)
-			if err != nil {
-				return err
-			}
-			return a.print(items, taskColumns)
+			return a.showList(cmd.Context(), "/v1/tasks", q, max, taskColumns)
 		},
 	}
 	lf := list.Flags()
@@ -132,10 +124,6 @@ func (a *app) runsCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List runs, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			setIf(q, "agentId", agent)
 			setIf(q, "status", status)
@@ -147,11 +135,7 @@ func (a *app) runsCmd() *cobra.Command {
 				}
 				q.Set("policyId", id)
 			}
-			items, err := c.list(cmd.Context(), "/v1/runs", q, max)
-			if err != nil {
-				return err
-			}
-			return a.print(items, runColumns)
+			return a.showList(cmd.Context(), "/v1/runs", q, max, runColumns)
 		},
 	}
 	lf := list.Flags()
