@@ -22,9 +22,9 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
+	"github.com/restic-monitor/restic-monitor/internal/localaws"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
-	"github.com/restic-monitor/restic-monitor/internal/localaws"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
@@ -118,6 +118,7 @@ func TestBootstrapTenantAndFirstKeyAgainstTheTable(t *testing.T) {
 func apiServer(t *testing.T) (*cli, *store.Store, *queue.Manager) {
 	t.Helper()
 	cfg := testenv.AWS(t)
+	t.Setenv("AWS_ENDPOINT_URL", localaws.Endpoint())
 	table := testenv.Table(t, cfg)
 	st := store.New(dynamodb.NewFromConfig(cfg), table)
 	qm := queue.New(sqs.NewFromConfig(cfg), resources.Names{Stage: "c" + testenv.UniqueName("")[:8]})
