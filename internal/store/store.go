@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"strings"
 	"time"
 
@@ -136,13 +135,14 @@ func (s *Store) putNew(ctx context.Context, item any) error {
 	if err != nil {
 		return err
 	}
+	write := stamp(m)
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           &s.table,
 		Item:                m,
 		ConditionExpression: aws.String("attribute_not_exists(PK)"),
 	})
 	if conditionFailed(err) {
-		if s.landed(ctx, m) {
+		if s.landed(ctx, m, write) {
 			return nil
 		}
 		return domain.ErrConflict
@@ -150,14 +150,33 @@ func (s *Store) putNew(ctx context.Context, item any) error {
 	return err
 }
 
-// landed reports whether the table holds exactly item. The SDK retries a request whose answer
-// was lost; when the lost attempt wrote the item, the retry's condition fails on that very
-// write. Finding the item as it was written tells such a retry from a real conflict, which
-// would have left a different item.
-func (s *Store) landed(ctx context.Context, item map[string]types.AttributeValue) bool {
+// attrWrite holds a random ID that every conditional put stamps its item with. The SDK retries a
+// request whose answer was lost; when the lost attempt wrote the item, the retry's condition
+// fails on that very write. Finding the attempt's own write ID on the item tells such a retry
+// from a real conflict. Comparing the items' contents instead would not: two writers racing to
+// write the same thing (the same transition at the same instant) would both see "their" item
+// and both report a win.
+const attrWrite = "writeId"
+
+// stamp gives an item about to be put a write ID of its own and returns it.
+func stamp(item map[string]types.AttributeValue) string {
+	id := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	item[attrWrite] = str(id)
+	return id
+}
+
+// landed reports whether the item at item's key is the one written with write ID write.
+func (s *Store) landed(ctx context.Context, item map[string]types.AttributeValue, write string) bool {
 	k := map[string]types.AttributeValue{resources.AttrPK: item[resources.AttrPK], resources.AttrSK: item[resources.AttrSK]}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: k, ConsistentRead: aws.Bool(true)})
-	return err == nil && out.Item != nil && reflect.DeepEqual(out.Item, item)
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &s.table, Key: k, ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("#w"), ExpressionAttributeNames: map[string]string{"#w": attrWrite},
+	})
+	if err != nil || out.Item == nil {
+		return false
+	}
+	got, ok := out.Item[attrWrite].(*types.AttributeValueMemberS)
+	return ok && got.Value == write
 }
 
 // putVersioned replaces an item only when its stored version is want; a different stored
@@ -167,6 +186,7 @@ func (s *Store) putVersioned(ctx context.Context, k key, item any, want int64) e
 	if err != nil {
 		return err
 	}
+	write := stamp(m)
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.table,
 		Item:                      m,
@@ -175,7 +195,7 @@ func (s *Store) putVersioned(ctx context.Context, k key, item any, want int64) e
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(want)},
 	})
 	if conditionFailed(err) {
-		if s.landed(ctx, m) {
+		if s.landed(ctx, m, write) {
 			return nil
 		}
 		return s.missingOr(ctx, k, domain.ErrConflict)

@@ -205,6 +205,7 @@ func (s *Store) putTask(ctx context.Context, t domain.Task, rev int64) error {
 	if err != nil {
 		return err
 	}
+	write := stamp(m)
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.table,
 		Item:                      m,
@@ -212,7 +213,7 @@ func (s *Store) putTask(ctx context.Context, t domain.Task, rev int64) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(rev)},
 	})
 	if conditionFailed(err) {
-		if s.landed(ctx, m) {
+		if s.landed(ctx, m, write) {
 			return nil
 		}
 		return domain.ErrConflict
