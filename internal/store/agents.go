@@ -47,8 +47,8 @@ func newAgentItem(a domain.Agent) agentItem {
 }
 
 // RegisterAgent stores a new agent and its credential and uses up one use of the enrollment
-// token, all or nothing. A token that is unknown, revoked, expired or used up is
-// domain.ErrUnauthorized; the agent starts at version 1.
+// token, all or nothing. A token that is unknown, another tenant's, revoked, expired or used
+// up is domain.ErrUnauthorized; the agent starts at version 1.
 func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a domain.Agent) (domain.Agent, error) {
 	a.TenantID = tenantID
 	a.Version = 1
@@ -65,7 +65,7 @@ func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a d
 	}
 	notExists := aws.String("attribute_not_exists(PK)")
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		s.consumeEnrollment(tokenID, s.nowUTC()),
+		s.consumeEnrollment(tenantID, tokenID, s.nowUTC()),
 		{Put: &types.Put{TableName: &s.table, Item: agent, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: cred, ConditionExpression: notExists}},
 	}})

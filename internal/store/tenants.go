@@ -197,16 +197,20 @@ func (s *Store) RevokeEnrollmentToken(ctx context.Context, tenantID, tokenID str
 }
 
 // consumeEnrollment is the transaction action that uses up one use of a token, failing unless
-// the token is unrevoked, unexpired and has uses left at now.
-func (s *Store) consumeEnrollment(tokenID string, now time.Time) types.TransactWriteItem {
+// the token is the tenant's own, unrevoked, unexpired and has uses left at now. The token's item
+// is keyed by its ID alone, so without the tenant condition one tenant could enroll agents with
+// another tenant's token (and use it up).
+func (s *Store) consumeEnrollment(tenantID, tokenID string, now time.Time) types.TransactWriteItem {
 	return types.TransactWriteItem{Update: &types.Update{
-		TableName:           &s.table,
-		Key:                 enrollKey(tokenID).av(),
-		UpdateExpression:    aws.String("SET uses = uses + :one"),
-		ConditionExpression: aws.String("attribute_exists(PK) AND attribute_not_exists(revokedAt) AND uses < maxUses AND expiresAt > :now"),
+		TableName:        &s.table,
+		Key:              enrollKey(tokenID).av(),
+		UpdateExpression: aws.String("SET uses = uses + :one"),
+		ConditionExpression: aws.String("attribute_exists(PK) AND tenantId = :t AND attribute_not_exists(revokedAt) AND " +
+			"uses < maxUses AND expiresAt > :now"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":one": num(1),
 			":now": str(fmtTime(now)),
+			":t":   str(tenantID),
 		},
 	}}
 }
