@@ -174,7 +174,7 @@ func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error
 		}
 		for _, p := range policies {
 			keys = append(keys, assignmentKey(tenantID, p, agentID))
-			for _, k := range []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck} {
+			for _, k := range slotKinds {
 				keys = append(keys, slotKey(tenantID, p, agentID, k))
 			}
 		}

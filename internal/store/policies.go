@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -222,6 +223,9 @@ type assignmentItem struct {
 // Both must exist (else domain.ErrNotFound). Assigning again replaces the slots, so it also
 // serves to reschedule.
 func (s *Store) Assign(ctx context.Context, tenantID, policyID, agentID string, slots []domain.Slot) error {
+	if err := validateSlots(slots); err != nil {
+		return err
+	}
 	a := domain.Assignment{TenantID: tenantID, PolicyID: policyID, AgentID: agentID, CreatedAt: s.nowUTC()}
 	item, err := marshal(assignmentItem{
 		key: assignmentKey(tenantID, policyID, agentID), GSI1PK: agentPoliciesGSI1(tenantID, agentID), GSI1SK: prefixPolicy + policyID,
@@ -248,7 +252,7 @@ func (s *Store) Assign(ctx context.Context, tenantID, policyID, agentID string, 
 	}
 	// Replacing means a kind the policy no longer schedules (its forget or check schedule was
 	// removed) loses its slot, or the scheduler would keep dispatching it.
-	for _, k := range []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck} {
+	for _, k := range slotKinds {
 		if !given[k] {
 			items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: slotKey(tenantID, policyID, agentID, k).av()}})
 		}
@@ -267,14 +271,36 @@ func (s *Store) Assign(ctx context.Context, tenantID, policyID, agentID string, 
 	return nil
 }
 
+// validateSlots checks an assignment's slots: each of a known kind, at most one of each. A slot
+// of another kind would outlive its assignment (unassigning removes the known kinds), and two of
+// one kind would be two writes to one item, which a transaction refuses.
+func validateSlots(slots []domain.Slot) error {
+	var fields []domain.FieldError
+	seen := map[domain.SlotKind]bool{}
+	for i, sl := range slots {
+		field := fmt.Sprintf("slots[%d].kind", i)
+		switch {
+		case !slices.Contains(slotKinds, sl.Kind):
+			fields = append(fields, domain.FieldError{Field: field, Reason: "must be backup, forget or check"})
+		case seen[sl.Kind]:
+			fields = append(fields, domain.FieldError{Field: field, Reason: fmt.Sprintf("a second %s slot: one of each kind at most", sl.Kind)})
+		}
+		seen[sl.Kind] = true
+	}
+	if len(fields) > 0 {
+		return &domain.ValidationError{Fields: fields}
+	}
+	return nil
+}
+
 // Unassign removes a policy from an agent with the assignment's slots. Removing an assignment
 // that does not exist is domain.ErrNotFound.
 func (s *Store) Unassign(ctx context.Context, tenantID, policyID, agentID string) error {
 	if err := s.deleteExisting(ctx, assignmentKey(tenantID, policyID, agentID)); err != nil {
 		return fmt.Errorf("unassign policy %s from agent %s: %w", policyID, agentID, err)
 	}
-	keys := make([]key, 0, 3)
-	for _, k := range []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck} {
+	keys := make([]key, 0, len(slotKinds))
+	for _, k := range slotKinds {
 		keys = append(keys, slotKey(tenantID, policyID, agentID, k))
 	}
 	return s.batchDelete(ctx, keys)
