@@ -317,7 +317,7 @@ func (s *Store) claimActions(c Claim) ([]types.TransactWriteItem, error) {
 	if sl.NextRunAt == nil {
 		return nil, fmt.Errorf("claim slot %s/%s: slot is not due", sl.PolicyID, sl.AgentID)
 	}
-	if err := c.Task.Validate(); err != nil {
+	if err := validateNewTask(c.Task); err != nil {
 		return nil, err
 	}
 	now := s.nowUTC()

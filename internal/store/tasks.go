@@ -68,10 +68,30 @@ func taskDueAt(t domain.Task) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// validateNewTask checks a task before it is first stored: what domain.Task.Validate checks, and
+// a known status, from which the task's index keys follow. A task of another status would be
+// neither due nor active nor ever allowed a transition.
+func validateNewTask(t domain.Task) error {
+	err := t.Validate()
+	if t.Status.Valid() {
+		return err
+	}
+	bad := domain.FieldError{Field: "status", Reason: "must be a task status"}
+	var ve *domain.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		ve.Fields = append(ve.Fields, bad)
+		return ve
+	case err != nil:
+		return err
+	}
+	return &domain.ValidationError{Fields: []domain.FieldError{bad}}
+}
+
 // CreateTask stores a new task.
 func (s *Store) CreateTask(ctx context.Context, tenantID string, t domain.Task) (domain.Task, error) {
 	t.TenantID = tenantID
-	if err := t.Validate(); err != nil {
+	if err := validateNewTask(t); err != nil {
 		return domain.Task{}, err
 	}
 	now := s.nowUTC()
