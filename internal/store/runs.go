@@ -46,8 +46,14 @@ func newRunItem(r domain.Run, rev int64) runItem {
 // CreateRun stores a new run.
 func (s *Store) CreateRun(ctx context.Context, tenantID string, r domain.Run) (domain.Run, error) {
 	r.TenantID = tenantID
-	if !domain.ValidID(r.ID) || !domain.ValidID(r.AgentID) || !domain.ValidID(r.TaskID) {
-		return domain.Run{}, fmt.Errorf("create run: run, agent and task IDs are required")
+	var bad []domain.FieldError
+	for _, id := range []struct{ field, value string }{{"id", r.ID}, {"agentId", r.AgentID}, {"taskId", r.TaskID}} {
+		if !domain.ValidID(id.value) {
+			bad = append(bad, domain.FieldError{Field: id.field, Reason: "must be an ID"})
+		}
+	}
+	if bad != nil {
+		return domain.Run{}, &domain.ValidationError{Fields: bad}
 	}
 	if err := s.putNew(ctx, newRunItem(r, 1)); err != nil {
 		return domain.Run{}, fmt.Errorf("create run: %w", err)
