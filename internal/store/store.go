@@ -346,6 +346,10 @@ func (s *Store) query(ctx context.Context, l listing, page Page, decode func(map
 		}
 		in.ExclusiveStartKey = start
 	}
+	if l.from > l.to && l.to != "" {
+		// A range that ends before it starts holds nothing; DynamoDB refuses to query it.
+		return "", nil
+	}
 	// With a filter, a page may come back short or empty while more items exist; keep reading
 	// until the page is full or the partition ends, so callers get what Limit promises.
 	want := int(page.limit())
