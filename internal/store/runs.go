@@ -180,6 +180,11 @@ func (s *Store) AppendLog(ctx context.Context, tenantID string, c domain.LogChun
 	if err := c.Validate(); err != nil {
 		return false, err
 	}
+	if c.ExpiresAt.IsZero() {
+		// The TTL would be year 1, which DynamoDB never expires (it skips TTLs more than five
+		// years past): the chunk would be kept for ever.
+		return false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "expiresAt", Reason: "must be set"}}}
+	}
 	raw, err := json.Marshal(c.Lines)
 	if err != nil {
 		return false, err
