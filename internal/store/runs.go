@@ -234,7 +234,7 @@ func (s *Store) AppendLog(ctx context.Context, tenantID string, c domain.LogChun
 
 // ListLog lists a run's log chunks in sequence order.
 func (s *Store) ListLog(ctx context.Context, tenantID, runID string, page Page) ([]domain.LogChunk, string, error) {
-	var chunks []domain.LogChunk
+	chunks := []domain.LogChunk{}
 	var convErr error
 	out, next, err := list(ctx, s, listing{pk: runPK(tenantID, runID), prefix: prefixLog}, page, func(it logItem) logItem { return it })
 	if err != nil {
