@@ -263,19 +263,29 @@ type snapshotItem struct {
 func (it snapshotItem) domain() domain.Snapshot { return it.Snapshot }
 
 // PutSnapshots records the snapshots an agent reported, replacing earlier reports of the same
-// snapshots.
+// snapshots. A snapshot reported twice in snaps is stored as its last report.
 func (s *Store) PutSnapshots(ctx context.Context, tenantID, agentID string, snaps []domain.Snapshot) error {
 	reqs := make([]types.WriteRequest, 0, len(snaps))
+	// A batch write refuses two requests for one key, so a repeated snapshot replaces its
+	// earlier request rather than adding one.
+	at := make(map[key]int, len(snaps))
 	for _, sn := range snaps {
 		sn.TenantID, sn.AgentID = tenantID, agentID
 		if err := sn.Validate(); err != nil {
 			return err
 		}
-		m, err := marshal(snapshotItem{key: snapshotKey(tenantID, agentID, sn.Time, sn.ID), Entity: entitySnapshot, Snapshot: sn})
+		k := snapshotKey(tenantID, agentID, sn.Time, sn.ID)
+		m, err := marshal(snapshotItem{key: k, Entity: entitySnapshot, Snapshot: sn})
 		if err != nil {
 			return err
 		}
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: m}})
+		req := types.WriteRequest{PutRequest: &types.PutRequest{Item: m}}
+		if i, seen := at[k]; seen {
+			reqs[i] = req
+			continue
+		}
+		at[k] = len(reqs)
+		reqs = append(reqs, req)
 	}
 	if err := s.batchWrite(ctx, reqs); err != nil {
 		return fmt.Errorf("put snapshots: %w", err)
