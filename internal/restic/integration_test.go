@@ -21,9 +21,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/testenv/restictest"
 )
 
-// The tests in this file run the real restic (see resticBinary) against repositories in
+// The tests in this file run the real restic (see restictest.Binary) against repositories in
 // temporary directories.
 
 const testPassword = "integration test password"
@@ -39,7 +40,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	bin := resticBinary(t)
+	bin := restictest.Binary(t)
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "password")
 	require.NoError(t, os.WriteFile(pw, []byte(testPassword+"\n"), 0o600))
@@ -479,7 +480,7 @@ func TestPartialBackupListsUnreadablePaths(t *testing.T) {
 
 	var res *BackupResult
 	var err error
-	withoutReadOverride(t, func() {
+	restictest.WithoutReadOverride(t, func() {
 		res, err = r.Backup(context.Background(), BackupRequest{Paths: []string{src}}, nil)
 	})
 
@@ -500,7 +501,7 @@ func TestPartialBackupListsUnreadablePaths(t *testing.T) {
 
 func TestVersionThroughPriorityWrappers(t *testing.T) {
 	t.Parallel()
-	bin := resticBinary(t)
+	bin := restictest.Binary(t)
 	v, err := Version(context.Background(), Options{Binary: bin, Nice: 10, IOClass: IOIdle})
 	require.NoError(t, err)
 	assert.Equal(t, "0.18.1", v)

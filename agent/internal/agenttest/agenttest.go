@@ -16,54 +16,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/restic-monitor/restic-monitor/internal/testenv/restictest"
 )
 
-// Required reports whether missing infrastructure must fail a test rather than skip it.
-func Required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("RM_REQUIRE_AWS") == "1"
-}
-
-// ResticBinary returns the real restic: RESTIC_BIN (make test sets it), else bin/restic under
-// the module root. Without one the test fails under CI=true or RM_REQUIRE_AWS=1 and is skipped
-// elsewhere; -short skips it too.
+// ResticBinary returns the real restic, or ends the test without one (see restictest.Binary).
 func ResticBinary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runs the real restic; run without -short")
-	}
-	bin := os.Getenv("RESTIC_BIN")
-	if bin == "" {
-		if root, ok := ModuleRoot(); ok {
-			bin = filepath.Join(root, "bin", "restic")
-		}
-	}
-	if fi, err := os.Stat(bin); err == nil && !fi.IsDir() {
-		return bin
-	}
-	msg := "restic binary not found (RESTIC_BIN or bin/restic): run `make restic`"
-	if Required() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// ModuleRoot is the directory holding go.mod, found from the working directory up.
-func ModuleRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	return restictest.Binary(t)
 }
 
 // WriteFile writes data to path, creating its directories.

@@ -20,11 +20,12 @@ import (
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/localaws"
+	"github.com/restic-monitor/restic-monitor/internal/testenv/restictest"
 )
 
 // BuildAgent builds the agent binary into a new temporary directory; remove deletes it.
 func BuildAgent(version string) (bin string, remove func(), err error) {
-	root, ok := ModuleRoot()
+	root, ok := restictest.ModuleRoot()
 	if !ok {
 		return "", nil, fmt.Errorf("module root not found")
 	}

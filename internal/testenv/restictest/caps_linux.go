@@ -1,4 +1,4 @@
-package restic
+package restictest
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+
+	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
 
 const (
@@ -14,12 +16,12 @@ const (
 	capDACReadSearch = 2  // CAP_DAC_READ_SEARCH
 )
 
-// withoutReadOverride runs fn so that the processes it starts obey file modes even when the tests
-// run as root. Root reads a mode-000 file through CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH; fn
-// runs on an OS thread that dropped both from its capability bounding set, and a child started
+// WithoutReadOverride runs fn so that the processes it starts obey file modes even when the
+// tests run as root. Root reads a mode-000 file through CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH;
+// fn runs on an OS thread that dropped both from its capability bounding set, and a child started
 // from that thread (exec.Cmd.Start runs on the calling goroutine's thread) starts without them.
 // The thread is never unlocked, so it ends with the goroutine instead of returning to the pool.
-func withoutReadOverride(t *testing.T, fn func()) {
+func WithoutReadOverride(t testing.TB, fn func()) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		fn()
@@ -39,7 +41,7 @@ func withoutReadOverride(t *testing.T, fn func()) {
 	}()
 	if err := <-errc; err != nil {
 		msg := "cannot make restic unable to read files as root: " + err.Error()
-		if os.Getenv("CI") == "true" || os.Getenv("RM_REQUIRE_AWS") == "1" {
+		if testenv.Required() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

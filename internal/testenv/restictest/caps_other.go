@@ -1,15 +1,15 @@
 //go:build unix && !linux
 
-package restic
+package restictest
 
 import (
 	"os"
 	"testing"
 )
 
-// withoutReadOverride runs fn; only Linux can take root's power to read any file away, so the
+// WithoutReadOverride runs fn; only Linux can take root's power to read any file away, so the
 // test needs a normal user elsewhere.
-func withoutReadOverride(t *testing.T, fn func()) {
+func WithoutReadOverride(t testing.TB, fn func()) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		t.Skip("as root restic reads mode-000 files; run as a normal user")
