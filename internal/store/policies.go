@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -165,24 +166,65 @@ func (s *Store) UpdatePolicy(ctx context.Context, tenantID string, p domain.Poli
 }
 
 // DeletePolicy removes a policy, its name guard, its assignments and its schedule slots. Its
-// runs and tasks stay as history.
+// runs and tasks stay as history. A policy that does not exist is domain.ErrNotFound; what an
+// interrupted delete of it left behind goes all the same, so deleting again completes it.
 func (s *Store) DeletePolicy(ctx context.Context, tenantID, policyID string) error {
-	p, err := s.GetPolicy(ctx, tenantID, policyID)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		p, err := s.GetPolicy(ctx, tenantID, policyID)
+		if errors.Is(err, domain.ErrNotFound) {
+			if err := s.deletePartition(ctx, policyPK(tenantID, policyID)); err != nil {
+				return fmt.Errorf("delete policy %s: %w", policyID, err)
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		// The policy goes first, with the name guard it was read with (a rename meanwhile fails
+		// the version condition, or its new guard would be left to block the name for ever).
+		items := []types.TransactWriteItem{
+			{Delete: &types.Delete{
+				TableName: &s.table, Key: policyKey(tenantID, policyID).av(),
+				ConditionExpression:       aws.String("attribute_exists(PK) AND #v = :v"),
+				ExpressionAttributeNames:  map[string]string{"#v": "version"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(p.Version)},
+			}},
+			{Delete: &types.Delete{TableName: &s.table, Key: policyNameKey(tenantID, p.Name).av()}},
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if _, ok := cancelledByCondition(err); ok {
+			if attempt < 5 {
+				continue
+			}
+			return fmt.Errorf("delete policy %s: it kept changing: %w", policyID, domain.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("delete policy %s: %w", policyID, err)
+		}
+		// Then everything under the policy's partition: assignments, slots, overdue checks.
+		// Assign checks in its own transaction that the policy exists, so none is added from
+		// now on, and a consistent read sees every one added before.
+		if err := s.deletePartition(ctx, policyPK(tenantID, policyID)); err != nil {
+			return fmt.Errorf("delete policy %s: %w", policyID, err)
+		}
+		return nil
 	}
-	// Everything under the policy's own partition: assignments and slots.
+}
+
+// deletePartition deletes every item of a partition of the table.
+func (s *Store) deletePartition(ctx context.Context, pk string) error {
 	var keys []key
 	in := &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("PK = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(policyPK(tenantID, policyID))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
 		ProjectionExpression:      aws.String("PK, SK"),
+		ConsistentRead:            aws.Bool(true),
 	}
 	for {
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
-			return fmt.Errorf("delete policy %s: %w", policyID, err)
+			return err
 		}
 		for _, item := range out.Items {
 			var k key
@@ -195,18 +237,6 @@ func (s *Store) DeletePolicy(ctx context.Context, tenantID, policyID string) err
 			break
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
-	// The policy and its guard go first and together, so a half-finished delete leaves no
-	// policy behind, only orphans that the retried delete or the scheduler ignore.
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Delete: &types.Delete{TableName: &s.table, Key: policyKey(tenantID, policyID).av(), ConditionExpression: aws.String("attribute_exists(PK)")}},
-		{Delete: &types.Delete{TableName: &s.table, Key: policyNameKey(tenantID, p.Name).av()}},
-	}})
-	if _, ok := cancelledByCondition(err); ok {
-		return fmt.Errorf("delete policy %s: %w", policyID, domain.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("delete policy %s: %w", policyID, err)
 	}
 	return s.batchDelete(ctx, keys)
 }
