@@ -160,17 +160,35 @@ func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, chang
 }
 
 // DeleteAgent removes an agent, its credential, its policy assignments and its schedule slots.
-// Its tasks, runs and snapshots stay as history.
+// Its tasks, runs and snapshots stay as history. An agent that does not exist is
+// domain.ErrNotFound; what an interrupted delete of it left behind goes all the same, so
+// deleting again completes it.
 func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error {
-	if _, err := s.GetAgent(ctx, tenantID, agentID); err != nil {
-		return err
+	// The agent and its credential go first: Assign checks in its own transaction that the agent
+	// exists, so no assignment is added from then on.
+	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Delete: &types.Delete{TableName: &s.table, Key: agentKey(tenantID, agentID).av(), ConditionExpression: aws.String("attribute_exists(PK)")}},
+		{Delete: &types.Delete{
+			TableName: &s.table, Key: agentCredKey(agentID).av(),
+			// The credential is keyed by the agent ID alone; it goes only with its tenant's agent.
+			ConditionExpression:       aws.String("attribute_not_exists(PK) OR tenantId = :t"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":t": str(tenantID)},
+		}},
+	}})
+	failed, missing := cancelledByCondition(err)
+	switch {
+	case missing && failed[0] != 0:
+		return fmt.Errorf("delete agent %s: its credential is another tenant's: %w", agentID, domain.ErrConflict)
+	case err != nil && !missing:
+		return fmt.Errorf("delete agent %s: %w", agentID, err)
 	}
+	// Then its assignments and slots, found through the agent's index of its policies.
 	var keys []key
 	var cursor string
 	for {
 		policies, next, err := s.ListAgentPolicies(ctx, tenantID, agentID, Page{Limit: maxPageLimit, Cursor: cursor})
 		if err != nil {
-			return err
+			return fmt.Errorf("delete agent %s: %w", agentID, err)
 		}
 		for _, p := range policies {
 			keys = append(keys, assignmentKey(tenantID, p, agentID))
@@ -183,9 +201,11 @@ func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error
 		}
 		cursor = next
 	}
-	keys = append(keys, agentCredKey(agentID), agentKey(tenantID, agentID))
 	if err := s.batchDelete(ctx, keys); err != nil {
 		return fmt.Errorf("delete agent %s: %w", agentID, err)
+	}
+	if missing {
+		return fmt.Errorf("delete agent %s: %w", agentID, domain.ErrNotFound)
 	}
 	return nil
 }
