@@ -53,7 +53,7 @@ func (s *Store) CreatePolicy(ctx context.Context, tenantID string, p domain.Poli
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: &s.table, Item: policy, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: guard, ConditionExpression: notExists}},
-		s.repositoryExists(tenantID, p.Repository),
+		s.repositoryUse(tenantID, p.Repository, 1),
 	}})
 	if failed, ok := cancelledByCondition(err); ok {
 		return domain.Policy{}, policyConflict(p, failed)
@@ -68,6 +68,33 @@ func (s *Store) repositoryExists(tenantID, name string) types.TransactWriteItem 
 	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
 		TableName: &s.table, Key: repoKey(tenantID, name).av(), ConditionExpression: aws.String("attribute_exists(PK)"),
 	}}
+}
+
+// repositoryUse is the transaction action that counts delta more policies on a repository
+// (repoItem.PolicyCount), failing when the repository does not exist.
+func (s *Store) repositoryUse(tenantID, name string, delta int64) types.TransactWriteItem {
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName:                 &s.table,
+		Key:                       repoKey(tenantID, name).av(),
+		UpdateExpression:          aws.String("SET #n = if_not_exists(#n, :zero) + :delta"),
+		ConditionExpression:       aws.String("attribute_exists(PK)"),
+		ExpressionAttributeNames:  map[string]string{"#n": attrPolicyCount},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": num(0), ":delta": num(delta)},
+	}}
+}
+
+// releaseRepository is the action that counts one policy fewer on a repository, or nothing when
+// the repository does not exist: a policy imported in bulk was never counted, and its repository
+// may be gone. Without a repository to count on, an update would create one.
+func (s *Store) releaseRepository(ctx context.Context, tenantID, name string) ([]types.TransactWriteItem, error) {
+	_, err := s.GetRepository(ctx, tenantID, name)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return []types.TransactWriteItem{s.repositoryUse(tenantID, name, -1)}, nil
 }
 
 // policyConflict explains which condition of a policy write failed: 0 the policy (version),
@@ -151,7 +178,16 @@ func (s *Store) UpdatePolicy(ctx context.Context, tenantID string, p domain.Poli
 			TableName: &s.table, Key: policyNameKey(tenantID, p.Name).av(), ConditionExpression: aws.String("attribute_exists(PK)"),
 		}})
 	}
-	items = append(items, s.repositoryExists(tenantID, p.Repository))
+	if old.Repository == p.Repository {
+		items = append(items, s.repositoryExists(tenantID, p.Repository))
+	} else {
+		items = append(items, s.repositoryUse(tenantID, p.Repository, 1))
+		release, err := s.releaseRepository(ctx, tenantID, old.Repository)
+		if err != nil {
+			return domain.Policy{}, fmt.Errorf("update policy %s: %w", p.ID, err)
+		}
+		items = append(items, release...)
+	}
 	if old.Name != p.Name {
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: policyNameKey(tenantID, old.Name).av()}})
 	}
@@ -181,8 +217,13 @@ func (s *Store) DeletePolicy(ctx context.Context, tenantID, policyID string) err
 			return err
 		}
 		// The policy goes first, with the name guard it was read with (a rename meanwhile fails
-		// the version condition, or its new guard would be left to block the name for ever).
-		items := []types.TransactWriteItem{
+		// the version condition, or its new guard would be left to block the name for ever) and
+		// its count on the repository.
+		release, err := s.releaseRepository(ctx, tenantID, p.Repository)
+		if err != nil {
+			return fmt.Errorf("delete policy %s: %w", policyID, err)
+		}
+		items := append([]types.TransactWriteItem{
 			{Delete: &types.Delete{
 				TableName: &s.table, Key: policyKey(tenantID, policyID).av(),
 				ConditionExpression:       aws.String("attribute_exists(PK) AND #v = :v"),
@@ -190,7 +231,7 @@ func (s *Store) DeletePolicy(ctx context.Context, tenantID, policyID string) err
 				ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(p.Version)},
 			}},
 			{Delete: &types.Delete{TableName: &s.table, Key: policyNameKey(tenantID, p.Name).av()}},
-		}
+		}, release...)
 		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if _, ok := cancelledByCondition(err); ok {
 			if attempt < 5 {

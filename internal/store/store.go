@@ -142,7 +142,7 @@ func (s *Store) putNew(ctx context.Context, item any) error {
 		ConditionExpression: aws.String("attribute_not_exists(PK)"),
 	})
 	if conditionFailed(err) {
-		if s.landed(ctx, m, write) {
+		if s.landed(ctx, keyOf(m), write) {
 			return nil
 		}
 		return domain.ErrConflict
@@ -158,16 +158,23 @@ func (s *Store) putNew(ctx context.Context, item any) error {
 // and both report a win.
 const attrWrite = "writeId"
 
+// newWriteID returns a write ID no other write has.
+func newWriteID() string { return fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64()) }
+
 // stamp gives an item about to be put a write ID of its own and returns it.
 func stamp(item map[string]types.AttributeValue) string {
-	id := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	id := newWriteID()
 	item[attrWrite] = str(id)
 	return id
 }
 
-// landed reports whether the item at item's key is the one written with write ID write.
-func (s *Store) landed(ctx context.Context, item map[string]types.AttributeValue, write string) bool {
-	k := map[string]types.AttributeValue{resources.AttrPK: item[resources.AttrPK], resources.AttrSK: item[resources.AttrSK]}
+// keyOf returns the primary key of an item.
+func keyOf(item map[string]types.AttributeValue) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{resources.AttrPK: item[resources.AttrPK], resources.AttrSK: item[resources.AttrSK]}
+}
+
+// landed reports whether the item at key k is the one written with write ID write.
+func (s *Store) landed(ctx context.Context, k map[string]types.AttributeValue, write string) bool {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: &s.table, Key: k, ConsistentRead: aws.Bool(true),
 		ProjectionExpression: aws.String("#w"), ExpressionAttributeNames: map[string]string{"#w": attrWrite},
@@ -195,7 +202,7 @@ func (s *Store) putVersioned(ctx context.Context, k key, item any, want int64) e
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(want)},
 	})
 	if conditionFailed(err) {
-		if s.landed(ctx, m, write) {
+		if s.landed(ctx, keyOf(m), write) {
 			return nil
 		}
 		return s.missingOr(ctx, k, domain.ErrConflict)

@@ -233,7 +233,7 @@ func (s *Store) putTask(ctx context.Context, t domain.Task, rev int64) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(rev)},
 	})
 	if conditionFailed(err) {
-		if s.landed(ctx, m, write) {
+		if s.landed(ctx, keyOf(m), write) {
 			return nil
 		}
 		return domain.ErrConflict
