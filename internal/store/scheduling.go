@@ -232,10 +232,11 @@ func (s *Store) queuedUpdate(t domain.Task) (*types.Update, error) {
 		TableName: &s.table,
 		Key:       taskKey(t.TenantID, t.ID).av(),
 		UpdateExpression: aws.String("SET #status = :queued, notBefore = :nb, #deadline = :dl, updatedAt = :now, rev = rev + :one, " +
-			"GSI2PK = :g2pk, GSI2SK = :g2sk, GSI3PK = :g3pk, GSI3SK = :g3sk REMOVE nextRetryAt"),
+			"GSI2PK = :g2pk, GSI2SK = :g2sk, GSI3PK = :g3pk, GSI3SK = :g3sk, #w = :w REMOVE nextRetryAt"),
 		ConditionExpression:      aws.String("#status = :from"),
-		ExpressionAttributeNames: map[string]string{"#status": "status", "#deadline": "deadline"},
+		ExpressionAttributeNames: map[string]string{"#status": "status", "#deadline": "deadline", "#w": attrWrite},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":w":      str(newWriteID()),
 			":queued": str(string(domain.TaskQueued)), ":from": str(string(t.Status)),
 			":nb": str(fmtTime(t.NotBefore)), ":dl": str(fmtTime(t.Deadline)), ":now": str(fmtTime(s.nowUTC())), ":one": num(1),
 			":g2pk": str(it.GSI2PK), ":g2sk": str(it.GSI2SK), ":g3pk": str(it.GSI3PK), ":g3sk": str(it.GSI3SK),
@@ -254,6 +255,10 @@ func (s *Store) markQueued(ctx context.Context, t domain.Task, u *types.Update) 
 	}
 	if !conditionFailed(err) {
 		return fmt.Errorf("mark task %s queued: %w", t.ID, err)
+	}
+	if w, ok := u.ExpressionAttributeValues[":w"].(*types.AttributeValueMemberS); ok && s.landed(ctx, u.Key, w.Value) {
+		// An earlier attempt of this very update, whose answer was lost, made it.
+		return nil
 	}
 	current, gerr := s.GetTask(ctx, t.TenantID, t.ID)
 	if gerr != nil {
@@ -450,25 +455,29 @@ func (s *Store) ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, er
 // on. Unlike UpdateAgent it writes only what changes, in one request, and a writer that lost
 // never takes the winner's write for its own.
 func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, set, remove string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
-	expr := "SET " + set + ", #version = #version + :one, updatedAt = :now"
+	expr := "SET " + set + ", #version = #version + :one, updatedAt = :now, #w = :w"
 	if remove != "" {
 		expr += " REMOVE " + remove
 	}
-	allNames := map[string]string{"#version": "version"}
+	allNames := map[string]string{"#version": "version", "#w": attrWrite}
 	for k, v := range names {
 		allNames[k] = v
 	}
-	values[":read"], values[":one"], values[":now"] = num(a.Version), num(1), str(fmtTime(s.nowUTC()))
+	write := newWriteID()
+	values[":read"], values[":one"], values[":now"], values[":w"] = num(a.Version), num(1), str(fmtTime(s.nowUTC())), str(write)
+	k := agentKey(a.TenantID, a.ID).av()
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &s.table,
-		Key:                       agentKey(a.TenantID, a.ID).av(),
+		Key:                       k,
 		UpdateExpression:          aws.String(expr),
 		ConditionExpression:       aws.String("#version = :read"),
 		ExpressionAttributeNames:  allNames,
 		ExpressionAttributeValues: values,
 	})
 	if conditionFailed(err) {
-		return false, nil
+		// Lost, unless an earlier attempt of this very update, whose answer was lost, made it:
+		// then this writer made the change and must report it, or nobody would.
+		return s.landed(ctx, k, write), nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("update agent %s: %w", a.ID, err)
