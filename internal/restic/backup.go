@@ -73,7 +73,7 @@ func (r *Runner) Backup(ctx context.Context, req BackupRequest, onProgress func(
 	if err != nil {
 		return nil, err
 	}
-	p := &backupParser{onProgress: onProgress}
+	p := &backupParser{progressParser[backupSummary]{onProgress: onProgress}}
 	o, err := r.run(ctx, "backup", args, true, p.line)
 	if err != nil {
 		return nil, err
@@ -142,12 +142,14 @@ func (s backupSummary) domain() domain.Summary {
 	}
 }
 
-type backupParser struct {
+// progressParser reads the status and summary messages of a restic command that reports both,
+// passing progress on as it comes and keeping the last summary.
+type progressParser[S any] struct {
 	onProgress func(domain.Progress)
-	summary    *domain.Summary
+	summary    *S
 }
 
-func (p *backupParser) line(raw []byte) {
+func (p *progressParser[S]) line(raw []byte) {
 	var head struct {
 		MessageType string `json:"message_type"`
 	}
@@ -161,13 +163,14 @@ func (p *backupParser) line(raw []byte) {
 			p.onProgress(m.progress())
 		}
 	case "summary":
-		var s backupSummary
+		var s S
 		if decodeMessage(raw, &s) {
-			d := s.domain()
-			p.summary = &d
+			p.summary = &s
 		}
 	}
 }
+
+type backupParser struct{ progressParser[backupSummary] }
 
 func (p *backupParser) finish(o *outcome) (*BackupResult, error) {
 	err := o.err()
@@ -179,7 +182,7 @@ func (p *backupParser) finish(o *outcome) (*BackupResult, error) {
 	}
 	res := &BackupResult{Errors: o.errors, Unreadable: unreadable(o.errors)}
 	if p.summary != nil {
-		res.Summary = *p.summary
+		res.Summary = p.summary.domain()
 	}
 	return res, err
 }

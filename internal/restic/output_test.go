@@ -19,7 +19,7 @@ const summaryLine = `{"message_type":"summary","files_new":4,"total_files_proces
 func TestLongLinesDoNotStopParsing(t *testing.T) {
 	var progress []domain.Progress
 	var lines []Line
-	p := &backupParser{onProgress: func(pr domain.Progress) { progress = append(progress, pr) }}
+	p := &backupParser{progressParser[backupSummary]{onProgress: func(pr domain.Progress) { progress = append(progress, pr) }}}
 	c := newCollector(func(s string) string { return s }, func(l Line) { lines = append(lines, l) }, p.line)
 	c.maxLine = 1024
 	w := c.writer(Stdout)
@@ -190,7 +190,7 @@ func TestItemErrorString(t *testing.T) {
 
 func TestProgressFromRestoreStatus(t *testing.T) {
 	var got []domain.Progress
-	p := &restoreParser{onProgress: func(pr domain.Progress) { got = append(got, pr) }}
+	p := &restoreParser{progressParser[RestoreResult]{onProgress: func(pr domain.Progress) { got = append(got, pr) }}}
 	p.line([]byte(`{"message_type":"status","seconds_elapsed":3,"percent_done":0.25,"total_files":8,"files_restored":2,"total_bytes":400,"bytes_restored":100}`))
 	require.Len(t, got, 1)
 	assert.Equal(t, domain.Progress{PercentDone: 0.25, TotalFiles: 8, FilesDone: 2, TotalBytes: 400, BytesDone: 100}, got[0])

@@ -119,7 +119,7 @@ func TestRecordedBackupReadByteByByte(t *testing.T) {
 
 func TestRecordedBackupInterrupted(t *testing.T) {
 	var progress []domain.Progress
-	p := &backupParser{onProgress: func(pr domain.Progress) { progress = append(progress, pr) }}
+	p := &backupParser{progressParser[backupSummary]{onProgress: func(pr domain.Progress) { progress = append(progress, pr) }}}
 	o, lines := replay(t, "backup-interrupted", "backup", p.line, context.Canceled)
 	res, err := p.finish(o)
 	assert.Nil(t, res)

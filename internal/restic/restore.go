@@ -61,7 +61,7 @@ func (r *Runner) Restore(ctx context.Context, req RestoreRequest, onProgress fun
 	if err != nil {
 		return nil, err
 	}
-	p := &restoreParser{onProgress: onProgress}
+	p := &restoreParser{progressParser[RestoreResult]{onProgress: onProgress}}
 	o, err := r.run(ctx, "restore", args, true, p.line)
 	if err != nil {
 		return nil, err
@@ -69,31 +69,7 @@ func (r *Runner) Restore(ctx context.Context, req RestoreRequest, onProgress fun
 	return p.finish(o)
 }
 
-type restoreParser struct {
-	onProgress func(domain.Progress)
-	summary    *RestoreResult
-}
-
-func (p *restoreParser) line(raw []byte) {
-	var head struct {
-		MessageType string `json:"message_type"`
-	}
-	if !decodeMessage(raw, &head) {
-		return
-	}
-	switch head.MessageType {
-	case "status":
-		var m statusMessage
-		if p.onProgress != nil && decodeMessage(raw, &m) {
-			p.onProgress(m.progress())
-		}
-	case "summary":
-		var s RestoreResult
-		if decodeMessage(raw, &s) {
-			p.summary = &s
-		}
-	}
-}
+type restoreParser struct{ progressParser[RestoreResult] }
 
 func (p *restoreParser) finish(o *outcome) (*RestoreResult, error) {
 	err := o.err()
