@@ -23,12 +23,13 @@ const (
 	TypeAgentOnline   EventType = "agent.online"   // an offline agent was heard from again
 	TypeTaskExpired   EventType = "task.expired"   // a task's deadline passed before it started
 	TypeTaskFailed    EventType = "task.failed"    // a task failed for good, its retries spent
+	TypeTaskLost      EventType = "task.lost"      // a running task was given up: its agent was lost
 	TypeSlotOverdue   EventType = "slot.overdue"   // a schedule slot has not succeeded when it should have
 	TypeSlotRecovered EventType = "slot.recovered" // an overdue slot succeeded again
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{TypeAgentOffline, TypeAgentOnline, TypeTaskExpired, TypeTaskFailed, TypeSlotOverdue, TypeSlotRecovered}
+var EventTypes = []EventType{TypeAgentOffline, TypeAgentOnline, TypeTaskExpired, TypeTaskFailed, TypeTaskLost, TypeSlotOverdue, TypeSlotRecovered}
 
 // Event is the envelope of every domain event. Data holds one of the *Data types of this
 // package, by value; a consumer switches on its type.
@@ -90,6 +91,44 @@ type TaskFailedData struct {
 	Error string `json:"error,omitempty"`
 }
 
+// LostReason says how the scheduler found a running task's agent lost.
+type LostReason string
+
+const (
+	// LostAgentOffline: the agent was offline for longer than the scheduler allows a run.
+	LostAgentOffline LostReason = "agent_offline"
+	// LostNotListed: the agent kept sending heartbeats, but they stopped listing the task.
+	LostNotListed LostReason = "not_listed"
+	// LostAgentDeleted: the agent was deleted while the task ran.
+	LostAgentDeleted LostReason = "agent_deleted"
+)
+
+// Valid reports whether r is a known reason.
+func (r LostReason) Valid() bool {
+	return r == LostAgentOffline || r == LostNotListed || r == LostAgentDeleted
+}
+
+// TaskLostData is the data of task.lost: a running task failed for good because its agent was
+// lost, so nobody will report how its run ended. It replaces task.failed for that task; the
+// run's real outcome may still be reported later, and is then recorded on the run only.
+type TaskLostData struct {
+	TaskID     string          `json:"taskId"`
+	AgentID    string          `json:"agentId"`
+	PolicyID   string          `json:"policyId,omitempty"`
+	TaskType   domain.TaskType `json:"taskType"`
+	Repository string          `json:"repository"`
+	// Attempts is how many times the task was tried, the lost one included.
+	Attempts int `json:"attempts"`
+	// RunID is the run that was given up.
+	RunID  string     `json:"runId,omitempty"`
+	Reason LostReason `json:"reason"`
+	// LastListedAt is when the agent last reported the task running (its heartbeat, or the
+	// run's start).
+	LastListedAt time.Time `json:"lastListedAt"`
+	// Error says what happened, at most MaxEventErrorBytes long.
+	Error string `json:"error,omitempty"`
+}
+
 // SlotOverdueData is the data of slot.overdue.
 type SlotOverdueData struct {
 	PolicyID string          `json:"policyId"`
@@ -124,6 +163,9 @@ func (TaskExpiredData) EventType() EventType { return TypeTaskExpired }
 func (TaskFailedData) EventType() EventType { return TypeTaskFailed }
 
 // EventType implements EventData.
+func (TaskLostData) EventType() EventType { return TypeTaskLost }
+
+// EventType implements EventData.
 func (SlotOverdueData) EventType() EventType { return TypeSlotOverdue }
 
 // EventType implements EventData.
@@ -156,6 +198,16 @@ func NewTaskFailed(now time.Time, t domain.Task) Event {
 	return newEvent(now, t.TenantID, TaskFailedData{
 		TaskID: t.ID, AgentID: t.AgentID, PolicyID: t.PolicyID, TaskType: t.Type,
 		Repository: t.Repository, Attempts: t.Attempt, RunID: t.RunID, Error: truncate(t.Error, MaxEventErrorBytes),
+	})
+}
+
+// NewTaskLost reports that t, failed at now, was given up for reason: its run (t.RunID) was
+// last listed at lastListedAt. Its error is cut to MaxEventErrorBytes.
+func NewTaskLost(now time.Time, t domain.Task, reason LostReason, lastListedAt time.Time) Event {
+	return newEvent(now, t.TenantID, TaskLostData{
+		TaskID: t.ID, AgentID: t.AgentID, PolicyID: t.PolicyID, TaskType: t.Type, Repository: t.Repository,
+		Attempts: t.Attempt, RunID: t.RunID, Reason: reason, LastListedAt: lastListedAt.UTC(),
+		Error: truncate(t.Error, MaxEventErrorBytes),
 	})
 }
 
@@ -236,6 +288,8 @@ func DecodeEvent(body []byte) (Event, error) {
 		e.Data, err = decodeData[TaskExpiredData](raw.Data)
 	case TypeTaskFailed:
 		e.Data, err = decodeData[TaskFailedData](raw.Data)
+	case TypeTaskLost:
+		e.Data, err = decodeData[TaskLostData](raw.Data)
 	case TypeSlotOverdue:
 		e.Data, err = decodeData[SlotOverdueData](raw.Data)
 	case TypeSlotRecovered:
@@ -311,6 +365,22 @@ func (d TaskFailedData) check(p *problems) {
 	}
 	if d.RunID != "" && !domain.ValidID(d.RunID) {
 		p.add("data.runId %q is not an ID", d.RunID)
+	}
+}
+
+func (d TaskLostData) check(p *problems) {
+	checkTaskRef(p, d.TaskID, d.AgentID, d.PolicyID, d.TaskType)
+	if d.Attempts < 1 {
+		p.add("data.attempts must be at least 1")
+	}
+	if d.RunID != "" && !domain.ValidID(d.RunID) {
+		p.add("data.runId %q is not an ID", d.RunID)
+	}
+	if !d.Reason.Valid() {
+		p.add("data.reason %q is not agent_offline, not_listed or agent_deleted", d.Reason)
+	}
+	if d.LastListedAt.IsZero() {
+		p.add("data.lastListedAt is missing")
 	}
 }
 

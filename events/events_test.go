@@ -111,6 +111,9 @@ func eventExamples() map[events.EventType]events.Event {
 	failed := exampleTask(domain.TaskBackup)
 	failed.PolicyID, failed.Attempt, failed.RunID = policyID, 4, runID
 	failed.Error = "restic exited with code 1: Fatal: unable to open repository at b2:acme-backups:web: <403 Forbidden>"
+	lost := exampleTask(domain.TaskBackup)
+	lost.PolicyID, lost.Attempt, lost.RunID = policyID, 1, runID
+	lost.Error = "agent lost: offline since 2025-03-24T07:14:00Z, more than 2h0m0s, while running the task; last listed at 2025-03-24T07:10:30Z"
 	expired := exampleTask(domain.TaskCheck)
 	slot := domain.Slot{TenantID: tenantID, PolicyID: policyID, AgentID: agentID, Kind: domain.SlotBackup,
 		LastSuccessAt: &lastSuccess, LastTaskID: taskID, WaitReason: "agent offline", Overdue: true}
@@ -120,6 +123,7 @@ func eventExamples() map[events.EventType]events.Event {
 		events.NewAgentOnline(now, agent, now.Add(-10*time.Second)),
 		events.NewTaskExpired(now, expired),
 		events.NewTaskFailed(now, failed),
+		events.NewTaskLost(now, lost, events.LostAgentOffline, time.Date(2025, 3, 24, 7, 10, 30, 0, time.UTC)),
 		events.NewSlotOverdue(now, slot),
 		events.NewSlotRecovered(now, slot, now.Add(-time.Minute)),
 	}

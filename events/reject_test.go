@@ -297,6 +297,22 @@ func TestSlotEventsCheckTheirData(t *testing.T) {
 	requireReject(t, err, "data.attempts must be at least 1", nil)
 }
 
+func TestTaskLostChecksItsData(t *testing.T) {
+	for want, change := range map[string]func(*events.TaskLostData){
+		`data.reason "vanished" is not agent_offline, not_listed or agent_deleted`: func(d *events.TaskLostData) { d.Reason = "vanished" },
+		"data.lastListedAt is missing":                                             func(d *events.TaskLostData) { d.LastListedAt = time.Time{} },
+		"data.attempts must be at least 1":                                         func(d *events.TaskLostData) { d.Attempts = 0 },
+		`data.runId "r1" is not an ID`:                                             func(d *events.TaskLostData) { d.RunID = "r1" },
+	} {
+		e := eventExamples()[events.TypeTaskLost]
+		d := e.Data.(events.TaskLostData)
+		change(&d)
+		e.Data = d
+		_, err := e.Encode()
+		requireReject(t, err, want, nil)
+	}
+}
+
 func TestNewEventsGetIDsAndUTCTimes(t *testing.T) {
 	berlin := time.FixedZone("CET", 3600)
 	a := events.NewAgentOffline(now.In(berlin), domain.Agent{ID: agentID, TenantID: tenantID, Hostname: "db-1"})

@@ -163,7 +163,23 @@ func (a Agent) Silent(now time.Time) bool {
 	if a.LastSeenAt == nil {
 		return true
 	}
-	return now.Sub(*a.LastSeenAt) > 3*time.Duration(a.HeartbeatIntervalSeconds)*time.Second
+	return now.Sub(*a.LastSeenAt) > ListingGrace(a.HeartbeatIntervalSeconds)
+}
+
+// HeartbeatInterval is how often the agent promises to report.
+func (a Agent) HeartbeatInterval() time.Duration {
+	return time.Duration(a.HeartbeatIntervalSeconds) * time.Second
+}
+
+// ListingGrace is how long a running task may go unlisted by the heartbeats of an agent that
+// keeps sending them before the task counts as lost: three heartbeat intervals, as long as the
+// agent itself may stay silent. One late heartbeat, or one that was built before the task
+// started, is never enough.
+func (a Agent) ListingGrace() time.Duration { return ListingGrace(a.HeartbeatIntervalSeconds) }
+
+// ListingGrace is Agent.ListingGrace for an agent that reports every heartbeatIntervalSeconds.
+func ListingGrace(heartbeatIntervalSeconds int) time.Duration {
+	return 3 * time.Duration(heartbeatIntervalSeconds) * time.Second
 }
 
 var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$`)

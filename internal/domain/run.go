@@ -67,6 +67,13 @@ type Run struct {
 	// run is gone.
 	AgentSession string `json:"agentSession,omitempty"`
 	DeliveryID   string `json:"deliveryId,omitempty"`
+	// LastListedAt is the last heartbeat that listed the run as running.
+	LastListedAt *time.Time `json:"lastListedAt,omitempty"`
+	// LostAt is when the scheduler gave the run up because its agent was lost (it went offline
+	// for too long, or its heartbeats stopped listing the run). The run is then interrupted and
+	// its task failed; a result the agent reports later is still recorded on the run, and
+	// never changes the task.
+	LostAt *time.Time `json:"lostAt,omitempty"`
 }
 
 // LogChunk is one ordered piece of a run's output. Seq makes delivery idempotent.

@@ -126,6 +126,10 @@ type Task struct {
 	UpdatedAt  time.Time  `json:"updatedAt"`
 	StartedAt  *time.Time `json:"startedAt,omitempty"`
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// CheckRunningAt is, while the task runs, when the scheduler next looks whether its agent
+	// still runs it (see Agent.ListingGrace); a running task is given up as lost when its agent
+	// stops listing it or stays offline.
+	CheckRunningAt *time.Time `json:"checkRunningAt,omitempty"`
 }
 
 // Validate checks a task before it is first stored.
