@@ -28,6 +28,8 @@ type TaskRunChange struct {
 	NewRun *domain.Run
 	// Retry uses up one retry of the agent's budget for the hour that contains Retry.At.
 	Retry *RetryUse
+	// Requeue makes the task's slot due again; it comes only with a change of the task.
+	Requeue *SlotRequeue
 }
 
 // RetryUse is one retry counted against an agent's hourly budget.
@@ -113,6 +115,9 @@ func (s *Store) taskRunWrites(tenantID string, ti taskItem, ri *runItem, ch *Tas
 		if ch.Retry != nil {
 			return nil, errors.New("a retry is counted only with the task it schedules")
 		}
+		if ch.Requeue != nil {
+			return nil, errRequeueAlone
+		}
 		return nil, nil
 	}
 	now := s.nowUTC()
@@ -123,6 +128,7 @@ func (s *Store) taskRunWrites(tenantID string, ti taskItem, ri *runItem, ch *Tas
 	if ch.Task != nil {
 		t := *ch.Task
 		t.TenantID, t.ID, t.AgentID, t.UpdatedAt = tenantID, ti.ID, ti.AgentID, now
+		settleRunningCheck(&t)
 		m, err := marshal(newTaskItem(t, ti.Rev+1))
 		if err != nil {
 			return nil, err
@@ -167,6 +173,16 @@ func (s *Store) taskRunWrites(tenantID string, ti taskItem, ri *runItem, ch *Tas
 			return nil, errors.New("a retry budget of zero allows no retry")
 		}
 		items = append(items, s.useRetry(tenantID, ti.AgentID, *ch.Retry))
+	}
+	if ch.Requeue != nil {
+		if ch.Task == nil {
+			return nil, errRequeueAlone
+		}
+		u, err := s.requeueUpdate(tenantID, *ch.Requeue)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, types.TransactWriteItem{Update: u})
 	}
 	return items, nil
 }

@@ -17,8 +17,8 @@ import (
 // taskItem is a task with its index keys, which follow from its state:
 //   - GSI1 lists the agent's tasks;
 //   - GSI2 (the due index) holds the task while the scheduler has something to do with it at a
-//     time: send it (pending, at NotBefore), retry it (retrying, at NextRetryAt) or expire it
-//     (queued, at Deadline);
+//     time: send it (pending, at NotBefore), retry it (retrying, at NextRetryAt), expire it
+//     (queued, at Deadline) or check that its agent still runs it (running, at CheckRunningAt);
 //   - GSI3 holds the task while it occupies the agent (pending, queued, running).
 type taskItem struct {
 	key
@@ -64,6 +64,11 @@ func taskDueAt(t domain.Task) (time.Time, bool) {
 		return t.NotBefore, true
 	case domain.TaskQueued:
 		return t.Deadline, true
+	case domain.TaskRunning:
+		// Set by whoever starts the task (the agent API) and moved on by the scheduler.
+		if t.CheckRunningAt != nil {
+			return *t.CheckRunningAt, true
+		}
 	}
 	return time.Time{}, false
 }
@@ -208,6 +213,7 @@ func (s *Store) TransitionTask(ctx context.Context, tenantID, taskID string, to 
 		}
 		t.Status, t.UpdatedAt = to, s.nowUTC()
 		t.TenantID, t.ID, t.AgentID = tenantID, taskID, it.AgentID
+		settleRunningCheck(&t)
 		err = s.putTask(ctx, t, it.Rev)
 		if errors.Is(err, domain.ErrConflict) && attempt < 10 {
 			continue
