@@ -158,13 +158,28 @@ func (hb Heartbeat) validate(now time.Time) error {
 	return p.err()
 }
 
-// Heartbeat records that the agent is alive and what it reported: it is online (again), last
-// seen now — which moves the moment it would count as silent — and its running tasks' progress
-// is stored. The scheduler, which owns the agent's status events, sees the change.
+// Heartbeat records that the agent is alive and what it reported: its running tasks are listed
+// on their runs, with their progress, and it is online (again), last seen now — which moves the
+// moment it would count as silent. The scheduler, which owns the agent's status events, sees the
+// change.
+//
+// The runs are written before the agent: a scheduler that sees this heartbeat on the agent then
+// also sees the tasks it listed, and never counts a task lost because its agent's heartbeats
+// seemed to leave it out.
 func (s *Service) Heartbeat(ctx context.Context, c Caller, hb Heartbeat) (HeartbeatReply, error) {
 	now := s.now()
 	if err := hb.validate(now); err != nil {
 		return HeartbeatReply{}, err
+	}
+	cancelled := []string{}
+	for _, rt := range hb.RunningTasks {
+		stop, err := s.noteRunning(ctx, c, rt, now)
+		if err != nil {
+			return HeartbeatReply{}, err
+		}
+		if stop {
+			cancelled = append(cancelled, rt.TaskID)
+		}
 	}
 	a, err := s.Store.ModifyAgent(ctx, c.TenantID, c.AgentID, func(a *domain.Agent) error {
 		a.Status, a.LastSeenAt = domain.AgentOnline, &now
@@ -190,25 +205,14 @@ func (s *Service) Heartbeat(ctx context.Context, c Caller, hb Heartbeat) (Heartb
 		return HeartbeatReply{}, err
 	}
 	a.SecretHash = ""
-	reply := HeartbeatReply{Agent: a, CancelledTasks: []string{}}
-	for _, rt := range hb.RunningTasks {
-		cancelled, err := s.noteRunning(ctx, c, rt)
-		if err != nil {
-			return HeartbeatReply{}, err
-		}
-		if cancelled {
-			reply.CancelledTasks = append(reply.CancelledTasks, rt.TaskID)
-		}
-	}
-	return reply, nil
+	return HeartbeatReply{Agent: a, CancelledTasks: cancelled}, nil
 }
 
-// errSkip abandons a run update that no longer applies.
-var errSkip = errors.New("skip")
-
-// noteRunning stores a running task's progress and says whether an operator cancelled the task.
-// A task or run that is not the caller's is ignored, as if it did not exist.
-func (s *Service) noteRunning(ctx context.Context, c Caller, rt RunningTask) (cancelled bool, err error) {
+// noteRunning records that a heartbeat at now listed a task as running — on its run, with the
+// progress it carried, in the one write the progress always needed — and says whether an
+// operator cancelled the task. A task or run that is not the caller's is ignored, as if it did
+// not exist; so is a run that is not the task's current one, or no longer runs.
+func (s *Service) noteRunning(ctx context.Context, c Caller, rt RunningTask, now time.Time) (cancelled bool, err error) {
 	t, err := s.Store.GetTask(ctx, c.TenantID, rt.TaskID)
 	if errors.Is(err, domain.ErrNotFound) || (err == nil && t.AgentID != c.AgentID) {
 		return false, nil
@@ -216,15 +220,12 @@ func (s *Service) noteRunning(ctx context.Context, c Caller, rt RunningTask) (ca
 	if err != nil {
 		return false, err
 	}
-	if rt.Progress != nil && t.RunID == rt.RunID {
-		_, err := s.Store.UpdateRun(ctx, c.TenantID, rt.RunID, func(r *domain.Run) error {
-			if r.AgentID != c.AgentID || r.TaskID != t.ID || r.Status != domain.TaskRunning {
-				return errSkip
-			}
-			r.Progress = cleanProgress(*rt.Progress)
-			return nil
-		})
-		if err != nil && !errors.Is(err, errSkip) && !errors.Is(err, domain.ErrNotFound) {
+	if t.RunID == rt.RunID {
+		var progress *domain.Progress
+		if rt.Progress != nil {
+			progress = cleanProgress(*rt.Progress)
+		}
+		if _, err := s.Store.NoteRunListed(ctx, c.TenantID, c.AgentID, t.ID, rt.RunID, now, progress); err != nil {
 			return false, err
 		}
 	}

@@ -68,6 +68,12 @@ func (s *Service) Start(ctx context.Context, c Caller, taskID string, req StartR
 	ch, err := s.Store.UpdateTaskRun(ctx, c.TenantID, taskID, "", func(t domain.Task, run *domain.Run) (store.TaskRunChange, error) {
 		now := s.now()
 		ch, st, err := decideStart(now, c, req, t, run, domain.NewID(now))
+		if ch.NewRun != nil && ch.Task != nil {
+			// The scheduler first looks for the new run in the agent's heartbeats when they must
+			// have listed it.
+			at := now.Add(domain.ListingGrace(s.Settings.heartbeatSeconds()))
+			ch.Task.CheckRunningAt = &at
+		}
 		out = st
 		return ch, err
 	})
@@ -220,9 +226,12 @@ func (s *Service) Progress(ctx context.Context, c Caller, taskID string, rep Pro
 		if r.AgentID != c.AgentID || r.TaskID != t.ID {
 			return notFound("run", rep.RunID)
 		}
-		switch r.Status {
-		case domain.TaskRunning:
-		case domain.RunInterrupted:
+		switch {
+		case r.Status == domain.TaskRunning:
+		case r.LostAt != nil && r.Status == domain.RunInterrupted:
+			// Given up as lost, yet its agent is back and still runs it: let it finish, so that
+			// its result — a snapshot, perhaps — is still recorded.
+		case r.Status == domain.RunInterrupted:
 			return refuse(CodeRunSuperseded, "run %s was interrupted: task %s was started again", r.ID, t.ID)
 		default:
 			return refuse(CodeRunFinished, "run %s ended %s", r.ID, r.Status)
@@ -336,8 +345,11 @@ type ResultReply struct {
 //     the task was still wanted: the agent is shutting down, the run is interrupted and the task
 //     queued again, to start anew when its message comes back.
 //
-// A task already cancelled by an operator stays cancelled whatever its run's outcome. Sending
-// the same result again changes nothing and answers the same; a different result for a run that
+// A task already cancelled by an operator stays cancelled whatever its run's outcome. A run the
+// scheduler gave up as lost (its agent stayed offline, or stopped listing it) keeps its task
+// failed: its result, reported once the agent is back, is recorded on the run alone — a
+// succeeded backup still moves its slot's last success, for the snapshot exists. Sending the
+// same result again changes nothing and answers the same; a different result for a run that
 // ended is a *Refusal.
 func (s *Service) Result(ctx context.Context, c Caller, taskID string, res Result) (ResultReply, error) {
 	if err := res.validate(); err != nil {
@@ -411,19 +423,16 @@ func decideResult(now time.Time, c Caller, res Result, t domain.Task, run *domai
 		switch {
 		case sameResult(run.Status, res.Outcome):
 			return store.TaskRunChange{}, ResultReply{Task: t, Run: *run, Repeated: true}, nil
+		case run.Status == domain.RunInterrupted && run.LostAt != nil:
+			ch, reply := lateResult(now, res, t, *run)
+			return ch, reply, nil
 		case run.Status == domain.RunInterrupted:
 			return store.TaskRunChange{}, ResultReply{}, refuse(CodeRunSuperseded, "run %s was interrupted: task %s was started again", run.ID, t.ID)
 		}
 		return store.TaskRunChange{}, ResultReply{}, refuse(CodeResultConflict, "run %s already ended %s", run.ID, run.Status)
 	}
 
-	r := *run
-	r.FinishedAt, r.ExitCode, r.Summary, r.UnreadablePaths, r.Error = &now, res.ExitCode, res.Summary, res.UnreadablePaths, res.Error
-	if r.Summary != nil {
-		sum := *r.Summary
-		sum.DurationSeconds = roundTo(sum.DurationSeconds, 1e3)
-		r.Summary = &sum
-	}
+	r := finishedRun(now, res, *run)
 	// Only the task's current run decides the task; an operator's cancellation stands.
 	decides := t.Status == domain.TaskRunning && t.RunID == r.ID
 	var ch store.TaskRunChange
@@ -467,6 +476,36 @@ func decideResult(now time.Time, c Caller, res Result, t domain.Task, run *domai
 	t.Attempts = finishAttempt(t.Attempts, r)
 	ch.Task, ch.Run = &t, &r
 	return ch, ResultReply{Task: t, Run: r}, nil
+}
+
+// finishedRun is run as res reports its end at now, its status still to be decided.
+func finishedRun(now time.Time, res Result, run domain.Run) domain.Run {
+	r := run
+	r.FinishedAt, r.ExitCode, r.Summary, r.UnreadablePaths, r.Error = &now, res.ExitCode, res.Summary, res.UnreadablePaths, res.Error
+	if r.Summary != nil {
+		sum := *r.Summary
+		sum.DurationSeconds = roundTo(sum.DurationSeconds, 1e3)
+		r.Summary = &sum
+	}
+	return r
+}
+
+// lateResult records the real outcome of a run the scheduler gave up as lost, reported by its
+// agent once it was back. The task stays as it is — failed, and its slot perhaps run again
+// meanwhile — so nothing but the run changes, and the task cannot come back to life. A cancelled
+// outcome never gets here: it is what the lost run records already (interrupted).
+func lateResult(now time.Time, res Result, t domain.Task, run domain.Run) (store.TaskRunChange, ResultReply) {
+	r := finishedRun(now, res, run)
+	switch res.Outcome {
+	case OutcomeSucceeded, OutcomePartial:
+		r.Status = domain.TaskStatus(res.Outcome)
+	default:
+		r.Status = domain.TaskFailed
+		if r.Error == "" {
+			r.Error = "the agent reported a failure without a message"
+		}
+	}
+	return store.TaskRunChange{Run: &r}, ResultReply{Task: t, Run: r}
 }
 
 // retryDecision says whether a task whose run r failed is tried again, and if not, why.

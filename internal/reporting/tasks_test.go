@@ -226,6 +226,38 @@ func TestDecideResult(t *testing.T) {
 			assert.Equal(t, tc.code, refusalCode(err), "%s after %s", tc.outcome, tc.status)
 		}
 	})
+	t.Run("a run given up as lost takes its late result, its task stays failed", func(t *testing.T) {
+		lostAt := now.Add(-10 * time.Minute)
+		failed := task
+		failed.Status, failed.FinishedAt, failed.Error = domain.TaskFailed, &lostAt, "agent lost: offline since …"
+		lost := run
+		lost.Status, lost.FinishedAt, lost.LostAt, lost.Error = domain.RunInterrupted, &lostAt, &lostAt, failed.Error
+		exit := 0
+		res := Result{RunID: run.ID, Outcome: OutcomeSucceeded, ExitCode: &exit, Summary: &domain.Summary{SnapshotID: "4f8a2c1e", DurationSeconds: 3600.0004}}
+
+		ch, reply, err := decideResult(now, caller, res, failed, &lost, rules(0, 20))
+		require.NoError(t, err)
+		assert.Nil(t, ch.Task, "the task is not written")
+		assert.Nil(t, ch.Retry)
+		require.NotNil(t, ch.Run)
+		assert.Equal(t, domain.TaskSucceeded, ch.Run.Status)
+		assert.Equal(t, now, *ch.Run.FinishedAt)
+		assert.Equal(t, lostAt, *ch.Run.LostAt, "it stays marked as given up")
+		assert.Equal(t, &domain.Summary{SnapshotID: "4f8a2c1e", DurationSeconds: 3600}, ch.Run.Summary)
+		assert.Empty(t, ch.Run.Error)
+		assert.Equal(t, domain.TaskFailed, reply.Task.Status)
+		assert.False(t, reply.Repeated)
+
+		// A late failure is recorded as one; a late cancellation is what the lost run says.
+		ch, _, err = decideResult(now, caller, Result{RunID: run.ID, Outcome: OutcomeFailed}, failed, &lost, rules(0, 20))
+		require.NoError(t, err)
+		assert.Equal(t, domain.TaskFailed, ch.Run.Status)
+		assert.NotEmpty(t, ch.Run.Error)
+		ch, reply, err = decideResult(now, caller, Result{RunID: run.ID, Outcome: OutcomeCancelled}, failed, &lost, rules(0, 20))
+		require.NoError(t, err)
+		assert.True(t, reply.Repeated)
+		assert.Nil(t, ch.Run)
+	})
 }
 
 func TestShortenCutsOnACharacterBoundary(t *testing.T) {
