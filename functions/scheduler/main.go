@@ -4,7 +4,8 @@
 //
 // Configuration: RM_TABLE, RM_STAGE and RM_TENANT as for every function (package app), and
 // RM_OVERDUE_GRACE, how long after its planned time a backup must have succeeded (a duration
-// such as 90m or 6h; default 2h).
+// such as 90m or 6h; default 2h), and RM_OFFLINE_GRACE, how long the agent of a running task
+// may stay offline before the task is given up as lost (default 1h).
 package main
 
 import (
@@ -43,6 +44,13 @@ func configFromEnv(getenv func(string) string) (scheduler.Config, error) {
 			return scheduler.Config{}, fmt.Errorf("configuration: RM_OVERDUE_GRACE must be a duration between 1m and 30d, such as 2h")
 		}
 		cfg.OverdueGrace = d
+	}
+	if v := getenv("RM_OFFLINE_GRACE"); v != "" {
+		d, err := domain.ParseDuration(v)
+		if err != nil || d < time.Minute || d > 7*24*time.Hour {
+			return scheduler.Config{}, fmt.Errorf("configuration: RM_OFFLINE_GRACE must be a duration between 1m and 7d, such as 1h")
+		}
+		cfg.OfflineGrace = d
 	}
 	return cfg, nil
 }

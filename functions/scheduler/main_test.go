@@ -30,3 +30,26 @@ func TestConfigFromEnv(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
+
+func TestConfigFromEnvReadsTheOfflineGrace(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "RM_OFFLINE_GRACE" {
+				return v
+			}
+			return ""
+		}
+	}
+	cfg, err := configFromEnv(env(""))
+	require.NoError(t, err)
+	assert.Zero(t, cfg.OfflineGrace, "unset leaves the scheduler's default")
+
+	cfg, err = configFromEnv(env("3h"))
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Hour, cfg.OfflineGrace)
+
+	for _, bad := range []string{"later", "59s", "8d", "-1h"} {
+		_, err := configFromEnv(env(bad))
+		assert.Error(t, err, bad)
+	}
+}

@@ -23,10 +23,12 @@ type Store interface {
 	GetAgents(ctx context.Context, refs []store.AgentRef) (map[store.AgentRef]domain.Agent, error)
 	GetPolicies(ctx context.Context, refs []store.PolicyRef) (map[store.PolicyRef]domain.Policy, error)
 	GetSlots(ctx context.Context, refs []store.SlotRef) (map[store.SlotRef]domain.Slot, error)
+	GetSlot(ctx context.Context, tenantID, policyID, agentID string, kind domain.SlotKind) (domain.Slot, error)
 	ListActiveTasks(ctx context.Context, tenantID, agentID string) ([]domain.Task, error)
 	ClaimSlots(ctx context.Context, claims []store.Claim) []store.ClaimResult
 	SetSlotWait(ctx context.Context, sl domain.Slot, reason string) error
 	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
+	UpdateTaskRun(ctx context.Context, tenantID, taskID, runID string, decide func(domain.Task, *domain.Run) (store.TaskRunChange, error)) (store.TaskRunChange, error)
 	SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time) (bool, error)
 	ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, error)
 	WatchSlot(ctx context.Context, c store.OverdueCheck) error
@@ -56,6 +58,11 @@ type Config struct {
 	// PendingGrace is how long a pending task is left to whoever created it to send; after that
 	// the tick sends it.
 	PendingGrace time.Duration
+	// OfflineGrace is how long the agent of a running task may stay offline before the task is
+	// given up as lost. restic runs on without the control plane and the agent spools its
+	// result, so a shorter outage fails nothing; a host that is gone for good frees the task's
+	// slot after this long.
+	OfflineGrace time.Duration
 	// Concurrency bounds the requests one phase of a tick has in flight.
 	Concurrency int
 	// MaxDuePerShard bounds the entries one tick reads from a shard; the rest wait for the next
@@ -73,6 +80,7 @@ const (
 	DefaultOverdueGrace   = 2 * time.Hour
 	DefaultStartWithin    = time.Hour
 	DefaultPendingGrace   = 30 * time.Second
+	DefaultOfflineGrace   = time.Hour
 	DefaultConcurrency    = 16
 	DefaultMaxDuePerShard = 5000
 	DefaultClaimReserve   = 10 * time.Second
@@ -87,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PendingGrace <= 0 {
 		c.PendingGrace = DefaultPendingGrace
+	}
+	if c.OfflineGrace <= 0 {
+		c.OfflineGrace = DefaultOfflineGrace
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
@@ -152,6 +163,10 @@ type Summary struct {
 	DeadLettered int   `json:"deadLettered"`
 	Errors       int   `json:"errors"`
 	DurationMS   int64 `json:"durationMs"`
+
+	// TasksLost counts running tasks failed for good because their agent was lost; they are
+	// also counted in Failed.
+	TasksLost int `json:"tasksLost"`
 }
 
 // tick is the state of one run of Tick. Its counters and events are shared by the goroutines of
@@ -209,6 +224,7 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 	var (
 		slots   []domain.Slot
 		tasks   []domain.Task
+		running []domain.Task
 		agents  []domain.Agent
 		checks  []store.OverdueCheck
 		refs    = refSet{}
@@ -220,6 +236,9 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 			slots = append(slots, *d.Slot)
 			refs.agent(d.Slot.TenantID, d.Slot.AgentID)
 			refs.policy(d.Slot.TenantID, d.Slot.PolicyID)
+		case d.Task != nil && d.Task.Status == domain.TaskRunning:
+			running = append(running, *d.Task)
+			refs.agent(d.Task.TenantID, d.Task.AgentID)
 		case d.Task != nil:
 			tasks = append(tasks, *d.Task)
 		case d.Agent != nil:
@@ -246,6 +265,9 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 		t.fail(ctx, "read agents, policies and slots", err)
 		return t.finish(ctx), errors.Join(readErr, err)
 	}
+
+	// Before capacity is planned, so a lost task no longer holds its agent.
+	t.watchRunning(ctx, running)
 
 	var retries []domain.Task
 	for _, task := range tasks {
