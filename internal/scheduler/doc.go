@@ -1,7 +1,8 @@
 // Package scheduler owns the scheduler's tick: one pass over the due index that dispatches the
 // runs whose time has come, sends what a crashed tick or a failed send left pending, sends due
 // retries, and judges the fleet's health — agents that went silent or came back, tasks that never
-// started, slots whose runs did not succeed in time — announcing each change as a domain event.
+// started, running tasks whose agent was lost, slots whose runs did not succeed in time —
+// announcing each change as a domain event.
 // When things happen is the business of package schedule; how they are stored, of package store;
 // how messages reach agents, of package dispatch. The tick is given its time, so tests travel.
 //
@@ -29,6 +30,15 @@
 //     spent (task.failed), and otherwise sends the try with a fresh start window, when the agent
 //     can take it (a retry needs capacity like a new run).
 //   - a queued task whose deadline passed: it never started and becomes expired (task.expired).
+//   - a running task whose check time came (Task.CheckRunningAt): judgeRunning decides whether
+//     its agent still runs it — heartbeats that kept listing it, or an outage shorter than
+//     OfflineGrace — and the check moves on; or whether the agent is lost: its heartbeats went
+//     on without the task for three intervals, it stayed offline for OfflineGrace, or it was
+//     deleted. A lost task fails for good ("agent lost: …"), its run ends interrupted and marked
+//     lost (a late result is still recorded on the run), its slot is due again at once, and
+//     task.lost is announced — all in one transaction conditional on the task and run as read,
+//     so a result or heartbeat that lands meanwhile is decided on, never overwritten. This runs
+//     before capacity is planned, so the lost task no longer holds its agent.
 //   - an online agent that missed three heartbeats: it becomes offline (agent.offline) and
 //     records when (Agent.OfflineSince).
 //   - an agent back online: the agent API's heartbeat cannot emit events, so it only makes the
