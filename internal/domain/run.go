@@ -69,6 +69,11 @@ type Run struct {
 	DeliveryID   string `json:"deliveryId,omitempty"`
 	// LastListedAt is the last heartbeat that listed the run as running.
 	LastListedAt *time.Time `json:"lastListedAt,omitempty"`
+	// UnlistedAt is a heartbeat of the run's agent, online, that left the run out after the
+	// listing grace; when the agent goes on without it for the scheduler's redelivery window
+	// (time for a restarted agent to get the task's message back and start it anew), the run
+	// is given up as lost. A later listing makes it void.
+	UnlistedAt *time.Time `json:"unlistedAt,omitempty"`
 	// LostAt is when the scheduler gave the run up because its agent was lost (it went offline
 	// for too long, or its heartbeats stopped listing the run). The run is then interrupted and
 	// its task failed; a result the agent reports later is still recorded on the run, and

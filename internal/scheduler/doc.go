@@ -33,8 +33,9 @@
 //   - a running task whose check time came (Task.CheckRunningAt): judgeRunning decides whether
 //     its agent still runs it — heartbeats that kept listing it, or an outage shorter than
 //     OfflineGrace — and the check moves on; or whether the agent is lost: its heartbeats went
-//     on without the task for three intervals, it stayed offline for OfflineGrace, or it was
-//     deleted. A lost task fails for good ("agent lost: …"), its run ends interrupted and marked
+//     on without the task for three intervals and then for the RedeliveryWindow (in which a
+//     restarted agent gets the message back and starts the task anew), it stayed offline for
+//     OfflineGrace, or it was deleted. A lost task fails for good ("agent lost: …"), its run ends interrupted and marked
 //     lost (a late result is still recorded on the run), its slot is due again at once, and
 //     task.lost is announced — all in one transaction conditional on the task and run as read,
 //     so a result or heartbeat that lands meanwhile is decided on, never overwritten. This runs

@@ -12,8 +12,8 @@ import (
 )
 
 // A running task is in the due index at its CheckRunningAt. When that comes, the tick judges
-// whether its agent still runs it (judgeRunning) and either moves the check on or gives the
-// task up as lost: the task fails for good ("agent lost: …"), its run and attempt end
+// whether its agent still runs it (judgeRunning) and either moves the check on (recording on
+// the run when heartbeats were first seen to leave it out) or gives the task up as lost: the task fails for good ("agent lost: …"), its run and attempt end
 // interrupted (the run marked LostAt, so a result the agent reports later is still recorded on
 // it), its slot is due again, and task.lost is announced.
 
@@ -26,6 +26,15 @@ type runningVerdict struct {
 	listed time.Time
 	// next is when to look again, unless lost.
 	next time.Time
+	// unlisted, when set, is a heartbeat that left the run out, to be recorded on the run
+	// (Run.UnlistedAt): the redelivery window runs from there.
+	unlisted *time.Time
+}
+
+// lostRules are the graces judgeRunning allows.
+type lostRules struct {
+	offline    time.Duration
+	redelivery time.Duration
 }
 
 // lastListed is when the task's run was last reported running: the last heartbeat that listed
@@ -44,18 +53,21 @@ func lastListed(task domain.Task, run *domain.Run) time.Time {
 
 // judgeRunning decides at now whether the agent a of a running task is lost. A running task's
 // deadline, the moment it counts as lost, depends on its agent:
-//   - for an agent that keeps sending heartbeats: its ListingGrace (three heartbeat intervals)
-//     after the task was last listed. The task is lost once a heartbeat came later than that
-//     without listing it — the agent runs it no more (it restarted and lost it, or dropped it).
-//     A heartbeat that is merely late, or was built before the task started, cannot do that.
-//   - for an agent the scheduler marked offline: offlineGrace after it went offline (and no
-//     earlier than the listing grace). restic runs on without the control plane and the agent
-//     spools its result, so an outage shorter than that fails nothing.
+//   - for an agent that keeps sending heartbeats: the redelivery window after the first
+//     heartbeat that left the task out once its ListingGrace (three heartbeat intervals) after
+//     the last listing had passed. The grace keeps a heartbeat that is merely late, or was built
+//     before the task started, from counting; the window gives an agent that restarted (or
+//     came back after an outage) without the task the time to get the task's message back from
+//     its queue and start it anew, as a new attempt. A heartbeat after the window that still
+//     leaves it out shows the agent runs it no more: the task is lost.
+//   - for an agent the scheduler marked offline: the offline grace after it went offline (and
+//     no earlier than the listing grace). restic runs on without the control plane and the
+//     agent spools its result, so an outage shorter than that fails nothing.
 //   - for an agent that no longer exists: at once.
 //
 // An online agent that has not been heard from since the listing grace ran out is left to go
 // offline; the task is looked at again one heartbeat interval later.
-func judgeRunning(task domain.Task, run *domain.Run, a domain.Agent, agentFound bool, now time.Time, offlineGrace time.Duration) runningVerdict {
+func judgeRunning(task domain.Task, run *domain.Run, a domain.Agent, agentFound bool, now time.Time, rules lostRules) runningVerdict {
 	v := runningVerdict{listed: lastListed(task, run)}
 	listed := stamp(v.listed)
 	lose := func(reason events.LostReason, why string) runningVerdict {
@@ -71,27 +83,49 @@ func judgeRunning(task domain.Task, run *domain.Run, a domain.Agent, agentFound 
 		if a.OfflineSince != nil {
 			since = *a.OfflineSince
 		}
-		lostAt := since.Add(offlineGrace)
+		lostAt := since.Add(rules.offline)
 		if lostAt.Before(unlistedAt) {
 			lostAt = unlistedAt
 		}
 		if !now.Before(lostAt) {
 			return lose(events.LostAgentOffline, fmt.Sprintf("offline since %s, more than %s, while running the task; last listed at %s",
-				stamp(since), offlineGrace, listed))
+				stamp(since), rules.offline, listed))
 		}
 		v.next = lostAt
 		return v
 	}
-	if a.LastSeenAt != nil && a.LastSeenAt.After(unlistedAt) {
-		return lose(events.LostNotListed, fmt.Sprintf("its heartbeats stopped listing the task: last listed at %s, last heartbeat at %s",
-			listed, stamp(*a.LastSeenAt)))
+	// Look again when the first heartbeat that can tell is due: one interval after from.
+	after := func(from time.Time) time.Time {
+		if now.After(from) {
+			from = now
+		}
+		return from.Add(a.HeartbeatInterval())
 	}
-	// The first heartbeat that can tell comes one interval after the grace ends.
-	v.next = unlistedAt
-	if now.After(v.next) {
-		v.next = now
+	if a.LastSeenAt == nil || !a.LastSeenAt.After(unlistedAt) {
+		v.next = after(unlistedAt)
+		return v
 	}
-	v.next = v.next.Add(a.HeartbeatInterval())
+	// The agent beats on without the task. The heartbeats are written after the runs they
+	// list, so the one on the agent did leave the run out.
+	seen := *a.LastSeenAt
+	var missed time.Time
+	switch {
+	case run == nil:
+		// Nowhere to record the miss (the run is gone): the window runs from the grace's end.
+		missed = unlistedAt
+	case run.UnlistedAt != nil && run.UnlistedAt.After(v.listed):
+		missed = *run.UnlistedAt
+	default:
+		// First seen left out (or listed again since the last miss).
+		v.unlisted = &seen
+		v.next = after(seen.Add(rules.redelivery))
+		return v
+	}
+	if seen.After(missed.Add(rules.redelivery)) {
+		return lose(events.LostNotListed, fmt.Sprintf("its heartbeats stopped listing the task: last listed at %s, left out since %s, last heartbeat at %s",
+			listed, stamp(missed), stamp(seen)))
+	}
+	v.next = after(missed.Add(rules.redelivery))
 	return v
 }
 
@@ -113,15 +147,22 @@ func (t *tick) watchRunning(ctx context.Context, tasks []domain.Task) {
 				// It ended meanwhile.
 				return store.TaskRunChange{}, nil
 			}
-			v = judgeRunning(cur, run, a, found, t.now, t.cfg.OfflineGrace)
+			v = judgeRunning(cur, run, a, found, t.now, lostRules{offline: t.cfg.OfflineGrace, redelivery: t.cfg.RedeliveryWindow})
 			if v.lost {
 				return t.loseChange(ctx, cur, run, v)
 			}
-			if cur.CheckRunningAt != nil && cur.CheckRunningAt.Equal(v.next) {
+			var ch store.TaskRunChange
+			if v.unlisted != nil && run != nil {
+				r := *run
+				r.UnlistedAt = v.unlisted
+				ch.Run = &r
+			}
+			if ch.Run == nil && cur.CheckRunningAt != nil && cur.CheckRunningAt.Equal(v.next) {
 				return store.TaskRunChange{}, nil
 			}
 			cur.CheckRunningAt = &v.next
-			return store.TaskRunChange{Task: &cur}, nil
+			ch.Task = &cur
+			return ch, nil
 		})
 		switch {
 		case errors.Is(err, domain.ErrNotFound):

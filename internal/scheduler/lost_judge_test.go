@@ -15,10 +15,19 @@ func TestJudgeRunning(t *testing.T) {
 	start := time.Date(2026, 5, 4, 2, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	ptr := func(t time.Time) *time.Time { return &t }
-	const offlineGrace = 30 * time.Minute
+	rules := lostRules{offline: 30 * time.Minute, redelivery: 5 * time.Minute}
+	const m, s = time.Minute, time.Second
+	const none = time.Duration(-1)
 	task := domain.Task{ID: "01JD000000000000000000TASK", Status: domain.TaskRunning, StartedAt: ptr(start), UpdatedAt: start}
-	run := func(listed *time.Time) *domain.Run {
-		return &domain.Run{ID: "01JD0000000000000000000RUN", Status: domain.TaskRunning, StartedAt: start, LastListedAt: listed}
+	run := func(listed, unlisted time.Duration) *domain.Run {
+		r := &domain.Run{ID: "01JD0000000000000000000RUN", Status: domain.TaskRunning, StartedAt: start}
+		if listed != none {
+			r.LastListedAt = ptr(at(listed))
+		}
+		if unlisted != none {
+			r.UnlistedAt = ptr(at(unlisted))
+		}
+		return r
 	}
 	online := func(lastSeen time.Duration) domain.Agent {
 		return domain.Agent{Status: domain.AgentOnline, LastSeenAt: ptr(at(lastSeen)), HeartbeatIntervalSeconds: 60}
@@ -38,33 +47,43 @@ func TestJudgeRunning(t *testing.T) {
 		reason domainevents.LostReason // "" when not lost
 		why    string
 		next   time.Duration
+		// unlisted is the miss to record on the run, none for none.
+		unlisted time.Duration
 	}{
-		{"listed by the last heartbeat", run(ptr(at(10 * time.Minute))), online(10 * time.Minute), true, 10*time.Minute + 5*time.Second,
-			"", "", 14 * time.Minute},
-		{"just started, not listed yet", run(nil), online(30 * time.Second), true, 40 * time.Second, "", "", 4 * time.Minute},
-		{"heartbeats left it out, still within three intervals", run(ptr(at(time.Minute))), online(3*time.Minute + 30*time.Second), true, 3*time.Minute + 31*time.Second,
-			"", "", 5 * time.Minute},
-		{"a heartbeat at the very end of the grace", run(ptr(at(time.Minute))), online(4 * time.Minute), true, 4*time.Minute + time.Second,
-			"", "", 5*time.Minute + time.Second},
-		{"a heartbeat after the grace without it", run(ptr(at(time.Minute))), online(4*time.Minute + time.Second), true, 4*time.Minute + 2*time.Second,
-			domainevents.LostNotListed, "agent lost: its heartbeats stopped listing the task: last listed at 2026-05-04T02:01:00Z, last heartbeat at 2026-05-04T02:04:01Z", 0},
-		{"never listed after its start", run(nil), online(3*time.Minute + time.Second), true, 4 * time.Minute,
-			domainevents.LostNotListed, "last listed at 2026-05-04T02:00:00Z", 0},
-		{"the agent went quiet: left to go offline", run(ptr(at(time.Minute))), online(2 * time.Minute), true, 6 * time.Minute, "", "", 7 * time.Minute},
-		{"offline within the grace", run(ptr(at(time.Minute))), offline(2*time.Minute, 6*time.Minute), true, 35 * time.Minute, "", "", 36 * time.Minute},
-		{"offline past the grace", run(ptr(at(time.Minute))), offline(2*time.Minute, 6*time.Minute), true, 36 * time.Minute,
-			domainevents.LostAgentOffline, "agent lost: offline since 2026-05-04T02:06:00Z, more than 30m0s, while running the task; last listed at 2026-05-04T02:01:00Z", 0},
-		{"offline, but listed since it went offline", run(ptr(at(40 * time.Minute))), offline(2*time.Minute, 6*time.Minute), true, 42 * time.Minute,
-			"", "", 43 * time.Minute},
-		{"the agent was deleted", run(ptr(at(time.Minute))), domain.Agent{}, false, 2 * time.Minute,
-			domainevents.LostAgentDeleted, "agent lost: the agent was deleted while running the task", 0},
+		{"listed by the last heartbeat", run(10*m, none), online(10 * m), true, 10*m + 5*s, "", "", 14 * m, none},
+		{"just started, not listed yet", run(none, none), online(30 * s), true, 40 * s, "", "", 4 * m, none},
+		{"heartbeats left it out, still within three intervals", run(m, none), online(3*m + 30*s), true, 3*m + 31*s, "", "", 5 * m, none},
+		{"a heartbeat at the very end of the grace", run(m, none), online(4 * m), true, 4*m + s, "", "", 5*m + s, none},
+		{"a heartbeat after the grace without it: the miss is recorded", run(m, none), online(4*m + s), true, 4*m + 2*s,
+			"", "", 10*m + s, 4*m + s},
+		{"never listed after its start", run(none, none), online(3*m + s), true, 4 * m, "", "", 9*m + s, 3*m + s},
+		{"left out, within the redelivery window", run(m, 4*m+s), online(9*m + s), true, 9*m + 2*s, "", "", 10*m + 2*s, none},
+		{"left out past the redelivery window", run(m, 4*m+s), online(9*m + 2*s), true, 9*m + 3*s, domainevents.LostNotListed,
+			"agent lost: its heartbeats stopped listing the task: last listed at 2026-05-04T02:01:00Z, left out since 2026-05-04T02:04:01Z, last heartbeat at 2026-05-04T02:09:02Z",
+			0, none},
+		{"listed again since the miss", run(12*m, 4*m+s), online(12 * m), true, 12*m + 5*s, "", "", 16 * m, none},
+		{"left out again later: a new miss", run(12*m, 4*m+s), online(15*m + 30*s), true, 15*m + 31*s, "", "", 21*m + 30*s, 15*m + 30*s},
+		{"without its run, the window runs from the grace's end", nil, online(8*m + s), true, 8*m + 2*s, domainevents.LostNotListed,
+			"left out since 2026-05-04T02:03:00Z", 0, none},
+		{"the agent went quiet: left to go offline", run(m, none), online(2 * m), true, 6 * m, "", "", 7 * m, none},
+		{"offline within the grace", run(m, none), offline(2*m, 6*m), true, 35 * m, "", "", 36 * m, none},
+		{"offline past the grace", run(m, none), offline(2*m, 6*m), true, 36 * m, domainevents.LostAgentOffline,
+			"agent lost: offline since 2026-05-04T02:06:00Z, more than 30m0s, while running the task; last listed at 2026-05-04T02:01:00Z", 0, none},
+		{"offline, but listed since it went offline", run(40*m, none), offline(2*m, 6*m), true, 42 * m, "", "", 43 * m, none},
+		{"the agent was deleted", run(m, none), domain.Agent{}, false, 2 * m, domainevents.LostAgentDeleted,
+			"agent lost: the agent was deleted while running the task", 0, none},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v := judgeRunning(task, tc.run, tc.agent, tc.found, at(tc.now), offlineGrace)
+			v := judgeRunning(task, tc.run, tc.agent, tc.found, at(tc.now), rules)
 			if tc.reason == "" {
 				assert.False(t, v.lost, "got lost: %s", v.why)
 				assert.Equal(t, at(tc.next), v.next, "next look: got %s, want %s", v.next, at(tc.next))
+				if tc.unlisted == none {
+					assert.Nil(t, v.unlisted, "got a miss to record at %v", v.unlisted)
+				} else if assert.NotNil(t, v.unlisted, "got no miss to record") {
+					assert.Equal(t, at(tc.unlisted), *v.unlisted)
+				}
 				return
 			}
 			assert.True(t, v.lost, "got not lost, next look at %s", v.next)

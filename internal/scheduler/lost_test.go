@@ -30,8 +30,14 @@ func (f *fixture) host(a domain.Agent) *host {
 // start starts the task at now, as the agent does when its message arrives.
 func (h *host) start(now time.Time, taskID string) domain.Run {
 	h.f.t.Helper()
+	return h.startFrom(now, taskID, "session-1", "m/1")
+}
+
+// startFrom starts the task at now from one agent process and one delivery of its message.
+func (h *host) startFrom(now time.Time, taskID, session, delivery string) domain.Run {
+	h.f.t.Helper()
 	h.f.clock.Set(now)
-	st, err := h.api.Start(h.f.ctx, h.c, taskID, reporting.StartRequest{AgentSession: "session-1", DeliveryID: "m/1"})
+	st, err := h.api.Start(h.f.ctx, h.c, taskID, reporting.StartRequest{AgentSession: session, DeliveryID: delivery})
 	require.NoError(h.f.t, err)
 	return st.Run
 }
@@ -158,31 +164,60 @@ func TestTaskOfAnAgentOfflinePastTheGraceIsLostAndItsSlotDueAgain(t *testing.T) 
 	assert.Empty(t, lostEvents(f.events.take()))
 }
 
-// An agent that keeps beating but whose heartbeats no longer list a task it ran (it restarted
-// and lost it) loses the task once a heartbeat came more than three intervals after the last
-// listing — not at the first heartbeats that leave it out.
-func TestTaskALiveAgentStopsListingIsLostAfterTheGraceNotBefore(t *testing.T) {
-	f := newFixture(t)
+// beatFrom sends a heartbeat every minute from from to to (inclusive), listing running.
+func (h *host) beatFrom(from, to time.Duration, running ...domain.Run) {
+	h.f.t.Helper()
+	for at := from; at <= to; at += time.Minute {
+		h.beat(base.Add(at), running...)
+	}
+}
+
+// leftOut runs a backup whose agent lists it in two heartbeats and then beats on without it,
+// until a tick records that the heartbeats leave it out (at +6m).
+func (f *fixture) leftOut() (*host, domain.Policy, domain.Task, domain.Run) {
+	f.t.Helper()
 	h, p, task, run := f.runningBackup()
-	h.beat(base.Add(time.Minute), run)
-	h.beat(base.Add(2*time.Minute), run)
-	h.beat(base.Add(3 * time.Minute))
-	h.beat(base.Add(4 * time.Minute))
+	h.beatFrom(time.Minute, 2*time.Minute, run)
+	h.beatFrom(3*time.Minute, 4*time.Minute)
 
 	sum := f.tick(base.Add(4*time.Minute + time.Second))
-	assert.Zero(t, sum.TasksLost, "two heartbeats without it are within the grace")
+	assert.Zero(f.t, sum.TasksLost, "two heartbeats without it are within the grace")
 	got := f.task(task.ID)
-	assert.Equal(t, domain.TaskRunning, got.Status)
-	assert.Equal(t, base.Add(6*time.Minute), *got.CheckRunningAt, "looked at again one heartbeat after the grace ends")
+	assert.Equal(f.t, domain.TaskRunning, got.Status)
+	assert.Equal(f.t, base.Add(6*time.Minute), *got.CheckRunningAt, "looked at again one heartbeat after the grace ends")
 
-	h.beat(base.Add(5 * time.Minute)) // at the very end of the grace
-	h.beat(base.Add(6 * time.Minute))
-	lostAt := base.Add(6*time.Minute + time.Second)
-	sum = f.tick(lostAt)
-	assert.Equal(t, 1, sum.TasksLost)
+	h.beatFrom(5*time.Minute, 6*time.Minute) // the first at the very end of the grace
+	sum = f.tick(base.Add(6*time.Minute + time.Second))
+	assert.Zero(f.t, sum.TasksLost, "left out, but the agent may yet get the message back")
 	got = f.task(task.ID)
+	assert.Equal(f.t, domain.TaskRunning, got.Status)
+	assert.Equal(f.t, base.Add(12*time.Minute), *got.CheckRunningAt, "one heartbeat after the redelivery window")
+	r, err := f.st.GetRun(f.ctx, f.tenant, run.ID)
+	require.NoError(f.t, err)
+	require.NotNil(f.t, r.UnlistedAt)
+	assert.Equal(f.t, base.Add(6*time.Minute), *r.UnlistedAt, "the heartbeat that left it out")
+	return h, p, task, run
+}
+
+// An agent that keeps beating but whose heartbeats no longer list a task it ran (it dropped
+// it) loses the task: not at the first heartbeats that leave it out (three intervals of
+// grace), nor while a restarted agent could still get the message back (the redelivery
+// window), but at the first heartbeat after both.
+func TestTaskALiveAgentStopsListingIsLostAfterTheGraceNotBefore(t *testing.T) {
+	f := newFixture(t)
+	h, p, task, _ := f.leftOut()
+	h.beatFrom(7*time.Minute, 11*time.Minute)
+	assert.Zero(t, f.tick(base.Add(11*time.Minute+time.Second)).TasksLost, "within the window")
+	assert.Equal(t, domain.TaskRunning, f.task(task.ID).Status)
+
+	h.beat(base.Add(12 * time.Minute))
+	lostAt := base.Add(12*time.Minute + time.Second)
+	sum := f.tick(lostAt)
+	assert.Equal(t, 1, sum.TasksLost)
+	got := f.task(task.ID)
 	assert.Equal(t, domain.TaskFailed, got.Status)
-	assert.Equal(t, "agent lost: its heartbeats stopped listing the task: last listed at 2026-05-04T02:02:00Z, last heartbeat at 2026-05-04T02:06:00Z", got.Error)
+	assert.Equal(t, "agent lost: its heartbeats stopped listing the task: last listed at 2026-05-04T02:02:00Z, "+
+		"left out since 2026-05-04T02:06:00Z, last heartbeat at 2026-05-04T02:12:00Z", got.Error)
 	lost := lostEvents(f.events.take())
 	require.Len(t, lost, 1)
 	assert.Equal(t, events.LostNotListed, lost[0].Reason)
@@ -192,6 +227,26 @@ func TestTaskALiveAgentStopsListingIsLostAfterTheGraceNotBefore(t *testing.T) {
 	sum = f.tick(lostAt.Add(time.Minute))
 	assert.Equal(t, 1, sum.Dispatched)
 	assert.Len(t, f.tasks(h.a), 2)
+}
+
+// An agent that crashed and came back without the task gets its message again once the queue's
+// visibility timeout has passed, and starts the task anew: the task goes on, never lost.
+func TestRestartedAgentThatStartsTheTaskAgainKeepsIt(t *testing.T) {
+	f := newFixture(t)
+	h, _, task, first := f.leftOut()
+	second := h.startFrom(base.Add(9*time.Minute), task.ID, "session-2", "m/2")
+	require.NotEqual(t, first.ID, second.ID)
+	h.beatFrom(10*time.Minute, 20*time.Minute, second)
+	for _, at := range []time.Duration{12 * time.Minute, 16 * time.Minute, 20 * time.Minute} {
+		assert.Zero(t, f.tick(base.Add(at+time.Second)).TasksLost, "at +%s", at)
+	}
+	got := f.task(task.ID)
+	assert.Equal(t, domain.TaskRunning, got.Status)
+	assert.Equal(t, second.ID, got.RunID)
+	require.Len(t, got.Attempts, 2)
+	assert.Equal(t, domain.RunInterrupted, got.Attempts[0].Status, "the crashed process's run")
+	assert.Equal(t, domain.TaskRunning, got.Attempts[1].Status)
+	assert.Empty(t, lostEvents(f.events.take()))
 }
 
 // Heartbeats that list the task, however irregular within the grace, keep it running; the

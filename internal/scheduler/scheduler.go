@@ -63,6 +63,11 @@ type Config struct {
 	// result, so a shorter outage fails nothing; a host that is gone for good frees the task's
 	// slot after this long.
 	OfflineGrace time.Duration
+	// RedeliveryWindow is how long an agent that beats on without a task it ran is given to
+	// get the task's message back from its queue and start it anew — what an agent does after
+	// a crash or a reboot — before the task is given up as lost. It is the queue's visibility
+	// timeout: agents configured to hide received messages longer need a longer window.
+	RedeliveryWindow time.Duration
 	// Concurrency bounds the requests one phase of a tick has in flight.
 	Concurrency int
 	// MaxDuePerShard bounds the entries one tick reads from a shard; the rest wait for the next
@@ -74,6 +79,9 @@ type Config struct {
 	// claimed: no claim starts later than that.
 	ClaimReserve time.Duration
 }
+
+// DefaultRedeliveryWindow is the agent queues' visibility timeout.
+const DefaultRedeliveryWindow = resources.QueueVisibilityTimeoutSeconds * time.Second
 
 // Defaults of Config.
 const (
@@ -98,6 +106,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OfflineGrace <= 0 {
 		c.OfflineGrace = DefaultOfflineGrace
+	}
+	if c.RedeliveryWindow <= 0 {
+		c.RedeliveryWindow = DefaultRedeliveryWindow
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
