@@ -13,9 +13,10 @@ import (
 
 // A running task is in the due index at its CheckRunningAt. When that comes, the tick judges
 // whether its agent still runs it (judgeRunning) and either moves the check on (recording on
-// the run when heartbeats were first seen to leave it out) or gives the task up as lost: the task fails for good ("agent lost: …"), its run and attempt end
-// interrupted (the run marked LostAt, so a result the agent reports later is still recorded on
-// it), its slot is due again, and task.lost is announced.
+// the run when heartbeats were first seen to leave it out) or gives the task up as lost: the
+// task fails for good ("agent lost: …"), its run and attempt end interrupted (the run marked
+// LostAt, so a result the agent reports later is still recorded on it), its slot is due again,
+// and task.lost is announced.
 
 // runningVerdict is what a look at a running task finds.
 type runningVerdict struct {
@@ -181,7 +182,7 @@ func (t *tick) watchRunning(ctx context.Context, tasks []domain.Task) {
 	})
 }
 
-// loseChange is what giving task up as lost writes: the task fails for good, its run and its
+// loseChange is what giving a task up as lost writes: the task fails for good, its run and its
 // attempt end interrupted — nobody knows how the run ended — and its slot, if the task was the
 // slot's latest run, is due at once, to be dispatched again as soon as the agent can take it.
 func (t *tick) loseChange(ctx context.Context, task domain.Task, run *domain.Run, v runningVerdict) (store.TaskRunChange, error) {
