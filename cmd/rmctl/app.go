@@ -36,6 +36,7 @@ Bootstrapping works directly against the DynamoDB table named by RM_TABLE, with 
 credentials, or at AWS_ENDPOINT_URL when it is set (the local emulator, LocalStack):
   rmctl tenant create acme --name "ACME Corp"
   rmctl apikey create --tenant acme --role admin
+  rmctl capacity recount --tenant acme    (once, after upgrading from a version without it)
 
 Everything else calls the API at RM_API_URL with the key in RM_API_KEY:
   rmctl agents list --status online
@@ -56,7 +57,7 @@ Everything else calls the API at RM_API_URL with the key in RM_API_KEY:
 	}
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json or table")
 	root.AddCommand(
-		a.tenantCmd(), a.apikeyCmd(),
+		a.tenantCmd(), a.apikeyCmd(), a.capacityCmd(),
 		a.agentsCmd(), a.tokensCmd(), a.repositoriesCmd(), a.policiesCmd(), a.assignCmd(), a.unassignCmd(),
 		a.tasksCmd(), a.runsCmd(), a.logsCmd(), a.overviewCmd(),
 	)

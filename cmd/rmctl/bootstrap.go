@@ -78,3 +78,38 @@ func (a *app) apikeyCmd() *cobra.Command {
 	cmd.AddCommand(create)
 	return cmd
 }
+
+// capacityCmd repairs what the scheduler knows of the agents' active tasks. It works on the table
+// directly because it is maintenance of the deployment, run by whoever upgrades it, not
+// something a tenant asks for.
+func (a *app) capacityCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "capacity", Short: "Maintain the agents' capacity items (directly in the table named by RM_TABLE)"}
+	var tenant string
+	recount := &cobra.Command{
+		Use:   "recount --tenant ID",
+		Short: "Count every agent's active tasks again; run it once after upgrading from a version without capacity items",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := a.fleet(cmd.Context())
+			if err != nil {
+				return err
+			}
+			n, err := f.RecountCapacities(cmd.Context(), tenant)
+			if errors.Is(err, domain.ErrNotFound) {
+				return errors.New("no tenant " + tenant)
+			}
+			if err != nil {
+				return err
+			}
+			out := struct {
+				TenantID string `json:"tenantId"`
+				Agents   int    `json:"agents"`
+			}{tenant, n}
+			return a.print(out, cols("TENANT", "tenantId", "AGENTS", "agents"))
+		},
+	}
+	recount.Flags().StringVar(&tenant, "tenant", "", "the tenant whose agents to recount")
+	_ = recount.MarkFlagRequired("tenant")
+	cmd.AddCommand(recount)
+	return cmd
+}

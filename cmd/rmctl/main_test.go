@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -112,6 +113,70 @@ func TestBootstrapTenantAndFirstKeyAgainstTheTable(t *testing.T) {
 		require.Error(t, err, tc.args)
 		assert.Contains(t, errOut, tc.want, tc.args)
 	}
+}
+
+func TestCapacityRecountAgainstTheTable(t *testing.T) {
+	cfg := testenv.AWS(t)
+	t.Setenv("AWS_ENDPOINT_URL", localaws.Endpoint())
+	table := testenv.Table(t, cfg)
+	db := dynamodb.NewFromConfig(cfg)
+	st := store.New(db, table)
+	ctx := context.Background()
+	c := &cli{t: t, env: map[string]string{"RM_TABLE": table}}
+	c.ok(nil, "tenant", "create", "acme")
+
+	// Two agents with a running task each, whose capacity items were left behind by an older
+	// version: one missed its task, the other never had an item.
+	now := time.Now().UTC()
+	var b store.Bulk
+	for range 2 {
+		a := domain.Agent{
+			ID: domain.NewID(now), TenantID: "acme", Hostname: "host", OS: "linux", Arch: "amd64", AgentVersion: "1.0.0",
+			Status: domain.AgentOnline, LastSeenAt: &now, Limits: domain.DefaultLimits(), HeartbeatIntervalSeconds: 60,
+			CreatedAt: now, UpdatedAt: now, Version: 1,
+		}
+		b.Agents = append(b.Agents, a)
+	}
+	require.NoError(t, st.Import(ctx, b, 1))
+	var running []string
+	for _, a := range b.Agents {
+		task, err := st.CreateTask(ctx, "acme", domain.Task{
+			ID: domain.NewID(now), AgentID: a.ID, Repository: "main", Type: domain.TaskBackup, Status: domain.TaskRunning,
+			Attempt: 1, NotBefore: now, Deadline: now.Add(time.Hour), Trigger: "operator",
+		})
+		require.NoError(t, err)
+		running = append(running, task.ID)
+	}
+	require.NoError(t, st.Import(ctx, store.Bulk{Agents: b.Agents[:1]}, 1), "an import without the agent's task")
+	_, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table, Key: map[string]types.AttributeValue{
+		"PK": &types.AttributeValueMemberS{Value: "TENANT#acme"}, "SK": &types.AttributeValueMemberS{Value: "CAPACITY#" + b.Agents[1].ID},
+	}})
+	require.NoError(t, err)
+	refs := []store.AgentRef{{TenantID: "acme", AgentID: b.Agents[0].ID}}
+	before, err := st.GetCapacities(ctx, refs)
+	require.NoError(t, err)
+	require.Empty(t, before[refs[0]].Active, "the stale item is trusted until it is recounted")
+
+	var out struct {
+		TenantID string `json:"tenantId"`
+		Agents   int    `json:"agents"`
+	}
+	c.ok(&out, "capacity", "recount", "--tenant", "acme")
+	assert.Equal(t, "acme", out.TenantID)
+	assert.Equal(t, 2, out.Agents)
+	refs = append(refs, store.AgentRef{TenantID: "acme", AgentID: b.Agents[1].ID})
+	after, err := st.GetCapacities(ctx, refs)
+	require.NoError(t, err)
+	for i, ref := range refs {
+		assert.Equal(t, []store.ActiveTask{{ID: running[i], Type: domain.TaskBackup}}, after[ref].Active, "agent %d", i)
+	}
+
+	_, errOut, err := c.run("capacity", "recount", "--tenant", "nobody")
+	require.Error(t, err)
+	assert.Contains(t, errOut, "no tenant nobody")
+	_, errOut, err = c.run("capacity", "recount")
+	require.Error(t, err)
+	assert.Contains(t, errOut, `"tenant" not set`)
 }
 
 // apiServer serves both APIs on a local port, as the local stack does, against a fresh table.

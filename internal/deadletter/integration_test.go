@@ -52,6 +52,13 @@ func newDeployment(t *testing.T) *deployment {
 	d.agentQ, err = d.queues.Ensure(ctx, d.tenant, d.agent)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = d.queues.Delete(context.Background(), d.tenant, d.agent) })
+	// The agent itself, with its (empty) capacity item, which the tasks below join and leave.
+	now := time.Now().UTC()
+	require.NoError(t, d.store.Import(ctx, store.Bulk{Agents: []domain.Agent{{
+		ID: d.agent, TenantID: d.tenant, Hostname: "host", OS: "linux", Arch: "amd64", AgentVersion: "1.0.0",
+		Status: domain.AgentOnline, LastSeenAt: &now, Limits: domain.DefaultLimits(), HeartbeatIntervalSeconds: 60,
+		QueueURL: d.agentQ.URL, CreatedAt: now, UpdatedAt: now, Version: 1,
+	}}}, 1))
 	d.drainer = &deadletter.Drainer{
 		Queue: d.queues, Tasks: d.store, Log: slog.New(slog.NewJSONHandler(d.logs, nil)),
 	}
@@ -77,6 +84,19 @@ func (d *deployment) task(t *testing.T, status domain.TaskStatus, change func(*d
 	body, err := m.Encode()
 	require.NoError(t, err)
 	return stored, string(body)
+}
+
+// active lists the IDs of the tasks the agent's capacity item holds.
+func (d *deployment) active(t *testing.T) []string {
+	t.Helper()
+	ref := store.AgentRef{TenantID: d.tenant, AgentID: d.agent}
+	c, err := d.store.GetCapacities(t.Context(), []store.AgentRef{ref})
+	require.NoError(t, err)
+	ids := []string{}
+	for _, a := range c[ref].Active {
+		ids = append(ids, a.ID)
+	}
+	return ids
 }
 
 // deadLetter puts bodies on the agent's queue and receives them without deleting them, as an
@@ -148,9 +168,11 @@ func TestADeadLetteredTaskFailsWithTheReason(t *testing.T) {
 		}
 	})
 	d.deadLetter(t, neverBody, crashingBody)
+	assert.ElementsMatch(t, []string{never.ID, crashing.ID}, d.active(t), "both tasks occupy the agent")
 
 	now := time.Now().UTC().Truncate(time.Second)
 	sum := d.drain(t, now)
+	assert.Empty(t, d.active(t), "failed tasks leave the agent's capacity item")
 	assert.Equal(t, 2, sum.Received)
 	assert.Equal(t, 2, sum.Failed)
 	assert.Zero(t, sum.Errors)

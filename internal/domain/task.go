@@ -57,6 +57,16 @@ func (s TaskStatus) Final() bool {
 // Active reports whether a task in state s occupies (or is about to occupy) an agent slot.
 func (s TaskStatus) Active() bool { return s == TaskPending || s == TaskQueued || s == TaskRunning }
 
+// LimitType is the task type a task of type tt with params p counts against when an agent's
+// per-type limits are applied: a forget that prunes counts as a prune (pruning is the heavy
+// part); every other task counts as its own type.
+func LimitType(tt TaskType, p TaskParams) TaskType {
+	if tt == TaskForget && p.Prune {
+		return TaskPrune
+	}
+	return tt
+}
+
 // transitions is the task state machine: for each target, the states it may be reached from.
 // pending → running covers a crash between sending the message and recording "queued".
 // running → running is absent on purpose: a redelivered message must not start a second run.

@@ -70,6 +70,24 @@ func TestRedeliveredStartIsRefused(t *testing.T) {
 	assert.False(t, got, "running→running: got allowed, want refused so a redelivered message cannot start a second run")
 }
 
+func TestLimitType(t *testing.T) {
+	cases := []struct {
+		tt   domain.TaskType
+		p    domain.TaskParams
+		want domain.TaskType
+	}{
+		{domain.TaskForget, domain.TaskParams{Prune: true}, domain.TaskPrune},
+		{domain.TaskForget, domain.TaskParams{}, domain.TaskForget},
+		{domain.TaskBackup, domain.TaskParams{Prune: true}, domain.TaskBackup},
+		{domain.TaskPrune, domain.TaskParams{}, domain.TaskPrune},
+		{domain.TaskRestore, domain.TaskParams{}, domain.TaskRestore},
+	}
+	for _, tc := range cases {
+		got := domain.LimitType(tc.tt, tc.p)
+		assert.Equalf(t, tc.want, got, "LimitType(%s, prune=%v): got %s, want %s", tc.tt, tc.p.Prune, got, tc.want)
+	}
+}
+
 func TestTaskStatusFinalAndActive(t *testing.T) {
 	cases := []struct {
 		status        domain.TaskStatus

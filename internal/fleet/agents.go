@@ -94,3 +94,32 @@ func (s *Service) PolicyAgents(ctx context.Context, tenantID, policyID string, p
 	}
 	return agents, next, nil
 }
+
+// RecountCapacities rebuilds the capacity item of every agent of a tenant from the agent's tasks
+// (store.RecountCapacity) and returns how many agents it recounted. The scheduler recounts an
+// agent whose item is missing or was never counted by itself; this repairs items that tasks
+// written by an older version, still running during an upgrade, left behind. It is safe while
+// everything runs.
+func (s *Service) RecountCapacities(ctx context.Context, tenantID string) (int, error) {
+	if _, _, err := s.Store.GetTenant(ctx, tenantID); err != nil {
+		return 0, err
+	}
+	n := 0
+	page := store.Page{Limit: 100}
+	for {
+		agents, next, err := s.Store.ListAgents(ctx, tenantID, store.AgentFilter{}, page)
+		if err != nil {
+			return n, err
+		}
+		for _, a := range agents {
+			if _, err := s.Store.RecountCapacity(ctx, tenantID, a.ID); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if next == "" {
+			return n, nil
+		}
+		page.Cursor = next
+	}
+}

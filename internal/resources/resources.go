@@ -35,7 +35,7 @@ const (
 const (
 	GSI1 = "GSI1" // inverse and per-owner listings: agent's policies, agent's tasks and runs, tenant's keys and tokens
 	GSI2 = "GSI2" // sparse due index (slots and tasks that need the scheduler at a time, by shard); runs by policy
-	GSI3 = "GSI3" // sparse: an agent's active (pending, queued, running) tasks, for capacity checks
+	GSI3 = "GSI3" // sparse: an agent's active (pending, queued, running) tasks, for recounting its capacity item
 )
 
 // Index is one global secondary index: its name and its partition and sort attributes.

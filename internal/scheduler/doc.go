@@ -12,7 +12,8 @@
 //
 //   - a slot whose next run is due. If its agent cannot take work — offline (or silent), backing
 //     off, saturated (maxConcurrentTasks or a per-type limit reached by its pending, queued and
-//     running tasks) — the slot stays due and records why it waits; it is dispatched on the
+//     running tasks, which the agents' capacity items list, read 100 agents per request) — the
+//     slot stays due and records why it waits; it is dispatched on the
 //     first tick after the agent recovers. Otherwise it is claimed: one conditional write moves
 //     its next run to schedule.Advance (the first planned time after both the planned run and
 //     now, so a tick missed for hours dispatches one catch-up run, not a burst) and creates the

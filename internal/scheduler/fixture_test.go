@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/require"
 
@@ -90,6 +91,7 @@ type fixture struct {
 	t      *testing.T
 	ctx    context.Context
 	st     *store.Store
+	db     *dynamodb.Client
 	qm     *queue.Manager
 	sqs    *sqs.Client
 	clock  *clock
@@ -106,7 +108,8 @@ func newFixture(t *testing.T) *fixture {
 		t: t, ctx: context.Background(), clock: &clock{now: base}, tenant: "acme", events: &recorder{},
 		sqs: sqs.NewFromConfig(cfg),
 	}
-	f.st = store.New(dynamodb.NewFromConfig(cfg), testenv.Table(t, cfg))
+	f.db = dynamodb.NewFromConfig(cfg, testenv.StrictTransactions)
+	f.st = store.New(f.db, testenv.Table(t, cfg))
 	f.st.Now = f.clock.Now
 	f.qm = queue.New(f.sqs, resources.Names{Stage: "s" + testenv.UniqueName("")[:8]})
 	_, err := f.qm.EnsureDeadLetterQueue(f.ctx)
@@ -259,6 +262,20 @@ func (f *fixture) heartbeat(a domain.Agent, now time.Time, backoffUntil *time.Ti
 			a.BackoffReason = "repository locked"
 		}
 		return nil
+	})
+	require.NoError(f.t, err)
+}
+
+// forgetCapacity deletes an agent's capacity item behind the store's back, as if the agent had
+// been registered before there were any.
+func (f *fixture) forgetCapacity(a domain.Agent) {
+	f.t.Helper()
+	_, err := f.db.DeleteItem(f.ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(f.st.Table()),
+		Key: map[string]types.AttributeValue{
+			resources.AttrPK: &types.AttributeValueMemberS{Value: "TENANT#" + a.TenantID},
+			resources.AttrSK: &types.AttributeValueMemberS{Value: "CAPACITY#" + a.ID},
+		},
 	})
 	require.NoError(f.t, err)
 }

@@ -12,14 +12,12 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
-// limitClass is the per-type limit a task counts against: a forget that prunes is a prune
-// (prune is the heavy part); types without a per-type limit have none ("").
-func limitClass(tt domain.TaskType, p domain.TaskParams) domain.TaskType {
-	switch {
-	case tt == domain.TaskForget && p.Prune:
-		return domain.TaskPrune
-	case tt == domain.TaskBackup, tt == domain.TaskCheck, tt == domain.TaskPrune:
-		return tt
+// limitClass is the per-type limit a task of limit type lt (domain.LimitType) counts against;
+// types without a per-type limit have none ("").
+func limitClass(lt domain.TaskType) domain.TaskType {
+	switch lt {
+	case domain.TaskBackup, domain.TaskCheck, domain.TaskPrune:
+		return lt
 	}
 	return ""
 }
@@ -31,11 +29,11 @@ type capacity struct {
 	byType map[domain.TaskType]int
 }
 
-func newCapacity(l domain.Limits, active []domain.Task) *capacity {
+func newCapacity(l domain.Limits, active []store.ActiveTask) *capacity {
 	c := &capacity{limits: l, byType: map[domain.TaskType]int{}}
 	for _, task := range active {
 		c.total++
-		if class := limitClass(task.Type, task.Params); class != "" {
+		if class := limitClass(task.Type); class != "" {
 			c.byType[class]++
 		}
 	}
@@ -49,7 +47,7 @@ func (c *capacity) take(tt domain.TaskType, p domain.TaskParams) string {
 	if c.total >= limit {
 		return fmt.Sprintf("agent saturated: maxConcurrentTasks is %d", limit)
 	}
-	class := limitClass(tt, p)
+	class := limitClass(domain.LimitType(tt, p))
 	if n, ok := c.limits.PerType[class]; ok && class != "" && c.byType[class] >= n {
 		return fmt.Sprintf("agent at its %s limit of %d", class, n)
 	}
@@ -151,7 +149,8 @@ type waiting struct {
 }
 
 // planWork decides, agent by agent, which due slots to claim and which retries to send, and
-// records why the others wait.
+// records why the others wait. What occupies the agents that may take work comes from their
+// capacity items, read 100 at a time.
 func (t *tick) planWork(ctx context.Context, slots []domain.Slot, retries []domain.Task) plan {
 	byAgent := map[store.AgentRef]*work{}
 	var order []store.AgentRef
@@ -177,8 +176,26 @@ func (t *tick) planWork(ctx context.Context, slots []domain.Slot, retries []doma
 	claims := make([][]store.Claim, len(order))
 	sends := make([][]domain.Task, len(order))
 	waits := make([][]waiting, len(order))
-	forEach(len(order), t.cfg.Concurrency, func(i int) {
-		claims[i], sends[i], waits[i] = t.planAgent(ctx, byAgent[order[i]])
+	var open []int // the agents that are there and online: their capacity decides
+	for i, ref := range order {
+		var ok bool
+		if sends[i], waits[i], ok = t.screenAgent(byAgent[ref]); ok {
+			open = append(open, i)
+		}
+	}
+	refs := make([]store.AgentRef, len(open))
+	for j, i := range open {
+		refs[j] = order[i]
+	}
+	capacities, err := t.s.Store.GetCapacities(ctx, refs)
+	if err != nil {
+		// The agents whose capacity is missing below keep their work for the next tick.
+		t.fail(ctx, "read capacities", err, "agents", len(refs))
+	}
+	forEach(len(open), t.cfg.Concurrency, func(j int) {
+		i := open[j]
+		c, found := capacities[order[i]]
+		claims[i], sends[i], waits[i] = t.planAgent(ctx, byAgent[order[i]], c, found)
 	})
 
 	var p plan
@@ -192,8 +209,9 @@ func (t *tick) planWork(ctx context.Context, slots []domain.Slot, retries []doma
 	return p
 }
 
-// planAgent decides about one agent's due slots and retries.
-func (t *tick) planAgent(ctx context.Context, w *work) ([]store.Claim, []domain.Task, []waiting) {
+// screenAgent decides about the work of an agent that is gone or offline, whatever its
+// capacity. It reports false when it decided; true leaves the agent to planAgent.
+func (t *tick) screenAgent(w *work) ([]domain.Task, []waiting, bool) {
 	var waits []waiting
 	a, found := t.agents[store.AgentRef{TenantID: w.tenantID, AgentID: w.agentID}]
 	if !found {
@@ -201,9 +219,30 @@ func (t *tick) planAgent(ctx context.Context, w *work) ([]store.Claim, []domain.
 			waits = append(waits, waiting{sl, waitUnschedulable, "agent not found"})
 		}
 		// The dispatcher fails a task whose agent is gone, saying so.
-		return nil, w.retries, waits
+		return w.retries, waits, false
 	}
-	if kind, reason := blocked(a, t.now); kind != "" {
+	if offline(a, t.now) {
+		for _, sl := range w.slots {
+			waits = append(waits, waiting{sl, waitOffline, reasonOffline})
+		}
+		for range w.retries {
+			t.wait(waitOffline)
+		}
+		return nil, waits, false
+	}
+	return nil, nil, true
+}
+
+// planAgent decides about the due slots and retries of an agent that is there and online, with
+// what occupies it (c; found is false when it could not be read).
+func (t *tick) planAgent(ctx context.Context, w *work, c store.Capacity, found bool) ([]store.Claim, []domain.Task, []waiting) {
+	var waits []waiting
+	if !found {
+		// Without its active tasks the agent might be overloaded: its work waits for the next
+		// tick, its slots with no new reason.
+		return nil, nil, nil
+	}
+	if kind, reason := backingOff(c.BackoffUntil, c.BackoffReason, t.now); kind != "" {
 		for _, sl := range w.slots {
 			waits = append(waits, waiting{sl, kind, reason})
 		}
@@ -212,6 +251,7 @@ func (t *tick) planAgent(ctx context.Context, w *work) ([]store.Claim, []domain.
 		}
 		return nil, nil, waits
 	}
+	a := t.agents[store.AgentRef{TenantID: w.tenantID, AgentID: w.agentID}]
 
 	type candidate struct {
 		slot   domain.Slot
@@ -229,14 +269,7 @@ func (t *tick) planAgent(ctx context.Context, w *work) ([]store.Claim, []domain.
 	if len(runnable) == 0 && len(w.retries) == 0 {
 		return nil, nil, waits
 	}
-
-	active, err := t.s.Store.ListActiveTasks(ctx, w.tenantID, w.agentID)
-	if err != nil {
-		// Without the count the agent might be overloaded: leave its work for the next tick.
-		t.fail(ctx, "read active tasks", err, "tenant_id", w.tenantID, "agent_id", w.agentID)
-		return nil, nil, waits
-	}
-	room := newCapacity(a.Limits, active)
+	room := newCapacity(a.Limits, c.Active)
 
 	// Retries first: their runs are older than any slot's.
 	sort.SliceStable(w.retries, func(i, j int) bool { return w.retries[i].NotBefore.Before(w.retries[j].NotBefore) })

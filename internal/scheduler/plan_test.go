@@ -21,29 +21,30 @@ import (
 var t0 = time.Date(2026, 5, 4, 2, 0, 0, 0, time.UTC)
 
 func TestCapacity(t *testing.T) {
-	running := func(tt domain.TaskType, p domain.TaskParams) domain.Task {
-		return domain.Task{Type: tt, Params: p, Status: domain.TaskRunning}
+	// An active task as its agent's capacity item lists it.
+	running := func(tt domain.TaskType, p domain.TaskParams) store.ActiveTask {
+		return store.ActiveTask{ID: domain.NewID(t0), Type: domain.LimitType(tt, p)}
 	}
 	prune := domain.TaskParams{Prune: true}
 	tests := []struct {
 		name   string
 		limits domain.Limits
-		active []domain.Task
+		active []store.ActiveTask
 		take   []domain.TaskType
 		want   []string
 	}{
 		{"idle agent takes up to its limit", domain.Limits{MaxConcurrentTasks: 2}, nil,
 			[]domain.TaskType{domain.TaskBackup, domain.TaskCheck, domain.TaskBackup},
 			[]string{"", "", "agent saturated: maxConcurrentTasks is 2"}},
-		{"active tasks count", domain.Limits{MaxConcurrentTasks: 2}, []domain.Task{running(domain.TaskRestore, domain.TaskParams{})},
+		{"active tasks count", domain.Limits{MaxConcurrentTasks: 2}, []store.ActiveTask{running(domain.TaskRestore, domain.TaskParams{})},
 			[]domain.TaskType{domain.TaskBackup, domain.TaskBackup},
 			[]string{"", "agent saturated: maxConcurrentTasks is 2"}},
 		{"per-type limit", domain.Limits{MaxConcurrentTasks: 4, PerType: map[domain.TaskType]int{domain.TaskBackup: 1}},
-			[]domain.Task{running(domain.TaskBackup, domain.TaskParams{})},
+			[]store.ActiveTask{running(domain.TaskBackup, domain.TaskParams{})},
 			[]domain.TaskType{domain.TaskBackup, domain.TaskCheck, domain.TaskUnlock},
 			[]string{"agent at its backup limit of 1", "", ""}},
 		{"a pruning forget counts as a prune", domain.Limits{MaxConcurrentTasks: 4, PerType: map[domain.TaskType]int{domain.TaskPrune: 1}},
-			[]domain.Task{running(domain.TaskForget, prune)},
+			[]store.ActiveTask{running(domain.TaskForget, prune)},
 			[]domain.TaskType{domain.TaskPrune, domain.TaskForget},
 			[]string{"agent at its prune limit of 1", ""}},
 		{"a limit below one counts as one", domain.Limits{}, nil,

@@ -24,7 +24,7 @@ type Store interface {
 	GetPolicies(ctx context.Context, refs []store.PolicyRef) (map[store.PolicyRef]domain.Policy, error)
 	GetSlots(ctx context.Context, refs []store.SlotRef) (map[store.SlotRef]domain.Slot, error)
 	GetSlot(ctx context.Context, tenantID, policyID, agentID string, kind domain.SlotKind) (domain.Slot, error)
-	ListActiveTasks(ctx context.Context, tenantID, agentID string) ([]domain.Task, error)
+	GetCapacities(ctx context.Context, refs []store.AgentRef) (map[store.AgentRef]store.Capacity, error)
 	ClaimSlots(ctx context.Context, claims []store.Claim) []store.ClaimResult
 	SetSlotWait(ctx context.Context, sl domain.Slot, reason string) error
 	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)

@@ -10,12 +10,9 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
-// claimsPerRequest is how many claims share one transaction: a backup's claim has three
-// actions (slot, task, overdue check), and a transaction holds at most 100.
-const claimsPerRequest = 33
-
 // claim claims the planned slots, groups of claims in parallel, and returns the tasks of the
-// claims won. Claims are not started once the context is within ClaimReserve of its deadline:
+// claims won. A group is what one transaction holds (store.GroupClaims): whole agents, whose
+// claims share the update of the agent's capacity item. Claims are not started once the context is within ClaimReserve of its deadline:
 // their slots stay due for the next tick, and the time left goes to sending what was claimed.
 func (t *tick) claim(ctx context.Context, claims []store.Claim) []domain.Task {
 	claimCtx := ctx
@@ -24,13 +21,13 @@ func (t *tick) claim(ctx context.Context, claims []store.Claim) []domain.Task {
 		claimCtx, cancel = context.WithDeadline(ctx, deadline.Add(-t.cfg.ClaimReserve))
 		defer cancel()
 	}
-	groups := (len(claims) + claimsPerRequest - 1) / claimsPerRequest
-	won := make([][]domain.Task, groups)
-	forEach(groups, t.cfg.Concurrency, func(g int) {
+	groups := store.GroupClaims(claims)
+	won := make([][]domain.Task, len(groups))
+	forEach(len(groups), t.cfg.Concurrency, func(g int) {
 		if claimCtx.Err() != nil {
 			return
 		}
-		batch := claims[g*claimsPerRequest : min((g+1)*claimsPerRequest, len(claims))]
+		batch := groups[g]
 		for i, res := range t.s.Store.ClaimSlots(ctx, batch) {
 			c := batch[i]
 			switch {

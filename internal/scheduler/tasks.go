@@ -77,17 +77,30 @@ func (t *tick) expireTasks(ctx context.Context, tasks []domain.Task) []domain.Ta
 // blocked says why an agent cannot take work now — a kind for the summary and a reason for the
 // slot — or "" when it can.
 func blocked(a domain.Agent, now time.Time) (kind, reason string) {
-	switch {
-	case a.Status != domain.AgentOnline || a.Silent(now):
-		return waitOffline, "agent offline"
-	case a.BackingOff(now):
-		reason = "agent backing off until " + a.BackoffUntil.UTC().Format(time.RFC3339)
-		if a.BackoffReason != "" {
-			reason += ": " + a.BackoffReason
-		}
-		return waitBackingOff, reason
+	if offline(a, now) {
+		return waitOffline, reasonOffline
 	}
-	return "", ""
+	return backingOff(a.BackoffUntil, a.BackoffReason, now)
+}
+
+const reasonOffline = "agent offline"
+
+// offline reports whether an agent is offline, or silent and about to be marked so.
+func offline(a domain.Agent, now time.Time) bool {
+	return a.Status != domain.AgentOnline || a.Silent(now)
+}
+
+// backingOff says why an agent that asked for no work until `until` cannot take work now, or ""
+// when it can.
+func backingOff(until *time.Time, why string, now time.Time) (kind, reason string) {
+	if until == nil || !now.Before(*until) {
+		return "", ""
+	}
+	reason = "agent backing off until " + until.UTC().Format(time.RFC3339)
+	if why != "" {
+		reason += ": " + why
+	}
+	return waitBackingOff, reason
 }
 
 // Kinds of waiting, as the summary counts them.

@@ -219,6 +219,45 @@ func TestAgentsThatCannotTakeWorkKeepTheirSlotsDue(t *testing.T) {
 	assert.Equal(t, []events.EventType{events.TypeAgentOnline}, eventTypes(f.events.take()))
 }
 
+func TestLimitsApplyToWhatTheCapacityItemsHold(t *testing.T) {
+	f := newFixture(t)
+	pruning := f.agent(func(a *domain.Agent) {
+		a.Limits = domain.Limits{MaxConcurrentTasks: 3, PerType: map[domain.TaskType]int{domain.TaskPrune: 1}}
+	})
+	// An agent from before capacity items: its running backup is in the table, its capacity
+	// item is not.
+	legacy := f.agent(func(a *domain.Agent) { a.Limits.MaxConcurrentTasks = 1 })
+	for _, a := range []domain.Agent{pruning, legacy} {
+		task := domain.Task{
+			ID: domain.NewID(base), AgentID: a.ID, Repository: "main", Type: domain.TaskBackup, Status: domain.TaskRunning,
+			Attempt: 1, NotBefore: base.Add(-time.Hour), Deadline: base, Trigger: "operator",
+		}
+		if a.ID == pruning.ID {
+			task.Type, task.Params = domain.TaskForget, domain.TaskParams{Prune: true}
+		}
+		_, err := f.st.CreateTask(f.ctx, f.tenant, task)
+		require.NoError(t, err)
+	}
+	f.forgetCapacity(legacy)
+	p := f.policy(func(p *domain.Policy) { p.ForgetSchedule, p.Prune = &domain.Schedule{Interval: "1d"}, true })
+	f.assign(p, pruning, base)
+	f.assign(p, legacy, base)
+
+	sum := f.tick(base.Add(time.Minute))
+	assert.Equal(t, 1, sum.Dispatched, "only the backup of the agent that is pruning")
+	assert.Equal(t, map[string]int{"saturated": 3}, sum.Waiting)
+	assert.Equal(t, "agent at its prune limit of 1", f.slot(p, pruning, domain.SlotForget).WaitReason)
+	assert.Equal(t, "", f.slot(p, pruning, domain.SlotBackup).WaitReason)
+	msgs := f.messages(pruning)
+	require.Len(t, msgs, 1)
+	assert.Equal(t, domain.TaskBackup, msgs[0].TaskType)
+	for _, kind := range []domain.SlotKind{domain.SlotBackup, domain.SlotForget} {
+		assert.Equal(t, "agent saturated: maxConcurrentTasks is 1", f.slot(p, legacy, kind).WaitReason,
+			"the agent without a capacity item is recounted, not taken for idle")
+	}
+	assert.Empty(t, f.messages(legacy))
+}
+
 func TestCatchUpAfterAGapDispatchesOneRunPerSlot(t *testing.T) {
 	f := newFixture(t)
 	a := f.agent(nil)

@@ -46,8 +46,8 @@ func newAgentItem(a domain.Agent) agentItem {
 	return it
 }
 
-// RegisterAgent stores a new agent and its credential and uses up one use of the enrollment
-// token, all or nothing. A token that is unknown, another tenant's, revoked, expired or used
+// RegisterAgent stores a new agent, its credential and its (empty, counted) capacity item and
+// uses up one use of the enrollment token, all or nothing. A token that is unknown, another tenant's, revoked, expired or used
 // up is domain.ErrUnauthorized; the agent starts at version 1.
 func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a domain.Agent) (domain.Agent, error) {
 	a.TenantID = tenantID
@@ -63,11 +63,16 @@ func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a d
 	if err != nil {
 		return domain.Agent{}, err
 	}
+	capacity, err := marshal(countedCapacity(a, nil))
+	if err != nil {
+		return domain.Agent{}, err
+	}
 	notExists := aws.String("attribute_not_exists(PK)")
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		s.consumeEnrollment(tenantID, tokenID, s.nowUTC()),
 		{Put: &types.Put{TableName: &s.table, Item: agent, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: cred, ConditionExpression: notExists}},
+		{Put: &types.Put{TableName: &s.table, Item: capacity}},
 	}})
 	if failed, ok := cancelledByCondition(err); ok {
 		if failed[0] == 0 {
@@ -125,8 +130,14 @@ func (s *Store) ListAgents(ctx context.Context, tenantID string, f AgentFilter, 
 }
 
 // UpdateAgent replaces an agent when its stored version is still a.Version, and returns it with
-// the next version. Another writer's change in between is domain.ErrConflict.
+// the next version. Another writer's change in between is domain.ErrConflict. Not knowing what
+// it replaces, it also copies the agent's backoff to its capacity item; ModifyAgent, which
+// serves every heartbeat, does that only when the backoff changes.
 func (s *Store) UpdateAgent(ctx context.Context, tenantID string, a domain.Agent) (domain.Agent, error) {
+	return s.updateAgent(ctx, tenantID, a, true)
+}
+
+func (s *Store) updateAgent(ctx context.Context, tenantID string, a domain.Agent, copyBackoff bool) (domain.Agent, error) {
 	a.TenantID = tenantID
 	if err := a.Validate(); err != nil {
 		return domain.Agent{}, err
@@ -134,10 +145,47 @@ func (s *Store) UpdateAgent(ctx context.Context, tenantID string, a domain.Agent
 	read := a.Version
 	a.Version++
 	a.UpdatedAt = s.nowUTC()
-	if err := s.putVersioned(ctx, agentKey(tenantID, a.ID), newAgentItem(a), read); err != nil {
+	k := agentKey(tenantID, a.ID)
+	var err error
+	if copyBackoff {
+		err = s.putAgentWithBackoff(ctx, k, a, read)
+	} else {
+		err = s.putVersioned(ctx, k, newAgentItem(a), read)
+	}
+	if err != nil {
 		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, err)
 	}
 	return a, nil
+}
+
+// putAgentWithBackoff is putVersioned for an agent, copying its backoff to its capacity item in
+// the same transaction, so the scheduler, which reads the backoff there, sees the agent's own.
+func (s *Store) putAgentWithBackoff(ctx context.Context, k key, a domain.Agent, want int64) error {
+	m, err := marshal(newAgentItem(a))
+	if err != nil {
+		return err
+	}
+	write := stamp(m)
+	err = s.transact(ctx, []types.TransactWriteItem{
+		{Put: &types.Put{
+			TableName: &s.table, Item: m,
+			ConditionExpression:       aws.String("attribute_exists(PK) AND #v = :v"),
+			ExpressionAttributeNames:  map[string]string{"#v": "version"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(want)},
+		}},
+		{Update: s.backoffUpdate(a)},
+	})
+	if _, failed := cancelledByCondition(err); failed {
+		if s.landed(ctx, keyOf(m), write) {
+			return nil
+		}
+		return s.missingOr(ctx, k, domain.ErrConflict)
+	}
+	if cancelReasons(err) != nil {
+		// Still contended after a few tries: as good as another writer's change.
+		return domain.ErrConflict
+	}
+	return err
 }
 
 // ModifyAgent reads an agent, applies change and writes it back, trying again when another
@@ -148,10 +196,11 @@ func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, chang
 		if err != nil {
 			return domain.Agent{}, err
 		}
+		read := a
 		if err := change(&a); err != nil {
 			return domain.Agent{}, err
 		}
-		updated, err := s.UpdateAgent(ctx, tenantID, a)
+		updated, err := s.updateAgent(ctx, tenantID, a, !sameBackoff(read, a))
 		if errors.Is(err, domain.ErrConflict) && attempt < 5 {
 			continue
 		}
@@ -159,8 +208,8 @@ func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, chang
 	}
 }
 
-// DeleteAgent removes an agent, its credential, its policy assignments and its schedule slots.
-// Its tasks, runs and snapshots stay as history. An agent that does not exist is
+// DeleteAgent removes an agent, its credential, its capacity item, its policy assignments and
+// its schedule slots. Its tasks, runs and snapshots stay as history. An agent that does not exist is
 // domain.ErrNotFound; what an interrupted delete of it left behind goes all the same, so
 // deleting again completes it.
 func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error {
@@ -182,8 +231,9 @@ func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error
 	case err != nil && !missing:
 		return fmt.Errorf("delete agent %s: %w", agentID, err)
 	}
-	// Then its assignments and slots, found through the agent's index of its policies.
-	var keys []key
+	// Then its capacity item, and its assignments and slots, found through the agent's index of
+	// its policies.
+	keys := []key{capacityKey(tenantID, agentID)}
 	var cursor string
 	for {
 		policies, next, err := s.ListAgentPolicies(ctx, tenantID, agentID, Page{Limit: maxPageLimit, Cursor: cursor})

@@ -231,6 +231,7 @@ func TestClaimSlotsDecidesEachClaimWhenOneIsLost(t *testing.T) {
 		return f.st.ListTasks(f.ctx, tenant, store.TaskFilter{}, p)
 	})
 	assert.Len(t, tasks, 57)
+	assert.ElementsMatch(t, idsOf(tasks, taskID), activeIDs(t, f, tenant, a.ID))
 }
 
 func TestConcurrentClaimsWinEachSlotOnce(t *testing.T) {
@@ -282,6 +283,7 @@ func TestConcurrentClaimsWinEachSlotOnce(t *testing.T) {
 		assert.Equal(t, 1, perPolicy[sl.PolicyID], "one task for slot %s", sl.PolicyID)
 	}
 	assert.Len(t, tasks, len(slots))
+	assert.ElementsMatch(t, idsOf(tasks, taskID), activeIDs(t, f, tenant, a.ID), "each won claim's task counts once, the lost ones not at all")
 }
 
 func TestOverdueChecksWatchOneRunUntilItSucceeds(t *testing.T) {

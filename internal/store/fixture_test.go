@@ -36,7 +36,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	cfg := testenv.AWS(t)
-	db := dynamodb.NewFromConfig(cfg)
+	db := dynamodb.NewFromConfig(cfg, testenv.StrictTransactions)
 	f := &fixture{t: t, ctx: context.Background(), cfg: cfg, st: store.New(db, testenv.Table(t, cfg)), db: db, now: epoch}
 	f.st.Now = func() time.Time { return f.now }
 	return f

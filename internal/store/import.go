@@ -26,7 +26,10 @@ type Bulk struct {
 // repository or an assignment's agent exists — and replaces items that exist, so it is for
 // loading a known-good fleet in bulk (seeding a benchmark, restoring a copy), never for input.
 // Agents get their credential items and policies their name guards, so the result reads exactly
-// like a fleet built one call at a time.
+// like a fleet built one call at a time. Each imported agent gets its capacity item, counted from
+// the imported tasks, so an agent's active tasks must come with it; an agent named only by
+// imported tasks gets an item that is not counted, which the scheduler recounts before it uses
+// it.
 func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 	var reqs []types.WriteRequest
 	put := func(item any) error {
@@ -71,6 +74,11 @@ func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 			return fmt.Errorf("import task %s: %w", t.ID, err)
 		}
 	}
+	for _, it := range importedCapacities(b) {
+		if err := put(it); err != nil {
+			return fmt.Errorf("import capacity of agent %s: %w", it.AgentID, err)
+		}
+	}
 
 	const perRequest = 25
 	chunks := (len(reqs) + perRequest - 1) / perRequest
@@ -104,4 +112,30 @@ func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 		return fmt.Errorf("import: %w", err)
 	}
 	return nil
+}
+
+// importedCapacities are the capacity items of the agents a fleet names.
+func importedCapacities(b Bulk) []capacityItem {
+	active := map[AgentRef][]domain.Task{}
+	for _, t := range b.Tasks {
+		if t.Status.Active() {
+			ref := AgentRef{t.TenantID, t.AgentID}
+			active[ref] = append(active[ref], t)
+		}
+	}
+	var out []capacityItem
+	imported := map[AgentRef]bool{}
+	for _, a := range b.Agents {
+		ref := AgentRef{a.TenantID, a.ID}
+		imported[ref] = true
+		out = append(out, countedCapacity(a, active[ref]))
+	}
+	for _, t := range b.Tasks {
+		ref := AgentRef{t.TenantID, t.AgentID}
+		if !imported[ref] {
+			imported[ref] = true
+			out = append(out, capacityItem{key: capacityKey(t.TenantID, t.AgentID), Entity: entityCapacity, TenantID: t.TenantID, AgentID: t.AgentID})
+		}
+	}
+	return out
 }

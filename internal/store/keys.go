@@ -19,6 +19,7 @@ import (
 //	enrollment token  ENROLL#e              META                TENANT#t#ENROLL / ENROLL#e
 //	agent credential  AGENTCRED#a           META
 //	agent             TENANT#t              AGENT#a                                                   DUE#shard / silentAt#AGENT#t#a (while online)
+//	agent capacity    TENANT#t              CAPACITY#a          (the agent's active tasks and backoff; capacity.go)
 //	repository        TENANT#t              REPO#name
 //	policy            TENANT#t              POLICY#p
 //	policy name guard TENANT#t              POLICYNAME#name
@@ -34,6 +35,7 @@ import (
 const (
 	skMeta          = "META"
 	prefixAgent     = "AGENT#"
+	prefixCapacity  = "CAPACITY#"
 	prefixRepo      = "REPO#"
 	prefixPolicy    = "POLICY#"
 	prefixTask      = "TASK#"
@@ -56,6 +58,7 @@ const (
 	entityEnroll     = "enrollment"
 	entityAgentCred  = "agentcred"
 	entityAgent      = "agent"
+	entityCapacity   = "capacity"
 	entityRepository = "repository"
 	entityPolicy     = "policy"
 	entityPolicyName = "policyname"
@@ -82,6 +85,7 @@ func apiKeyKey(k string) key                        { return key{prefixAPIKey + 
 func enrollKey(e string) key                        { return key{prefixEnroll + e, skMeta} }
 func agentCredKey(a string) key                     { return key{prefixAgentCred + a, skMeta} }
 func agentKey(t, a string) key                      { return key{tenantPK(t), prefixAgent + a} }
+func capacityKey(t, a string) key                   { return key{tenantPK(t), prefixCapacity + a} }
 func repoKey(t, name string) key                    { return key{tenantPK(t), prefixRepo + name} }
 func policyKey(t, p string) key                     { return key{tenantPK(t), prefixPolicy + p} }
 func policyNameKey(t, name string) key              { return key{tenantPK(t), "POLICYNAME#" + name} }

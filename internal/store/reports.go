@@ -46,7 +46,8 @@ const maxTaskRunTries = 10
 // UpdateTaskRun reads a task and one of its runs — runID, or the task's current run when runID
 // is empty — and writes what decide makes of them, in one transaction that holds only while
 // neither the task nor the run changed since they were read and the agent's retry budget allows
-// the retry the change uses. When another writer got in between (an operator cancelling the
+// the retry the change uses; a task that starts or stops occupying its agent changes the
+// agent's capacity item in the same transaction. When another writer got in between (an operator cancelling the
 // task, a log chunk counted on the run, another report), it reads both again and decides again.
 // The run passed to decide is nil when it does not exist. An error from decide is returned as
 // it is, and nothing is written.
@@ -135,6 +136,13 @@ func (s *Store) taskRunWrites(tenantID string, ti taskItem, ri *runItem, ch *Tas
 		}
 		cond, values := revIs(ti.Rev)
 		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: m, ConditionExpression: cond, ExpressionAttributeValues: values}})
+		capacity, err := s.capacityUpdate(&ti.Task, t)
+		if err != nil {
+			return nil, err
+		}
+		if capacity != nil {
+			items = append(items, types.TransactWriteItem{Update: capacity})
+		}
 		ch.Task = &t
 	} else {
 		// The change was decided on this state of the task; it must still hold.

@@ -66,16 +66,34 @@ func TestWritesWhoseAnswerWasLostAreNotReportedAsLost(t *testing.T) {
 	loser.next("PutItem")
 	assert.NoError(t, flaky.CreateTenant(f.ctx, domain.Tenant{ID: "beta", Name: "Beta", CreatedAt: f.now}), "CreateTenant")
 
-	loser.next("PutItem")
+	// The agent's update copies its backoff to its capacity item in the same transaction.
+	loser.next("TransactWriteItems")
 	changed := a
 	changed.Labels = map[string]string{"env": "prod"}
-	updated, err := flaky.UpdateAgent(f.ctx, tenant, changed)
+	_, err := flaky.UpdateAgent(f.ctx, tenant, changed)
 	assert.NoError(t, err, "UpdateAgent")
 
-	tk := f.task(tenant, a.ID)
+	// A heartbeat that leaves the backoff as it was is one write of the agent alone.
 	loser.next("PutItem")
+	updated, err := flaky.ModifyAgent(f.ctx, tenant, a.ID, func(a *domain.Agent) error {
+		a.LastError = "disk almost full"
+		return nil
+	})
+	assert.NoError(t, err, "ModifyAgent")
+
+	// Tasks that occupy the agent, or stop doing so, are written with its capacity item.
+	tk := f.task(tenant, a.ID)
+	loser.next("TransactWriteItems")
 	_, err = flaky.TransitionTask(f.ctx, tenant, tk.ID, domain.TaskCancelled, nil)
 	assert.NoError(t, err, "TransitionTask")
+
+	loser.next("TransactWriteItems")
+	created, err := flaky.CreateTask(f.ctx, tenant, newTask(f.id(), a.ID, f.now))
+	assert.NoError(t, err, "CreateTask")
+
+	retry := f.task(tenant, a.ID, func(t *domain.Task) { t.Status, t.NextRetryAt = domain.TaskRetrying, ptr(f.now) })
+	loser.next("TransactWriteItems")
+	assert.Equal(t, []error{nil}, flaky.MarkTasksQueued(f.ctx, []domain.Task{retry}), "MarkTasksQueued of a retry")
 
 	repo, err := f.st.GetRepository(f.ctx, tenant, "main-repo")
 	require.NoError(t, err)
@@ -94,8 +112,10 @@ func TestWritesWhoseAnswerWasLostAreNotReportedAsLost(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, offline, "SetAgentOffline: this writer took the agent offline")
 
-	assert.Equal(t, 6, loser.lost, "every write lost its first answer")
+	assert.Equal(t, 9, loser.lost, "every write lost its first answer")
 	got, err := f.st.GetAgent(f.ctx, tenant, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, updated.Version+1, got.Version, "each write happened once")
+	assert.ElementsMatch(t, []string{created.ID, retry.ID, pending.ID}, activeIDs(t, f, tenant, a.ID),
+		"the agent's capacity item holds its active tasks")
 }

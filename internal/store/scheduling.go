@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -175,8 +176,9 @@ func (s *Store) ListActiveTasks(ctx context.Context, tenantID, agentID string) (
 
 // MarkTasksQueued records that the messages of tasks were sent: each task moves from the state
 // it has in the slice (pending or retrying) to queued, taking the slice's NotBefore and Deadline,
-// which its message carried. The tasks share transactions of up to 100 updates; when one is
-// cancelled, its tasks are marked one by one. The result has one entry per task: nil, a
+// which its message carried. A retry occupies its agent again, so it rejoins the agent's
+// capacity item in the same transaction. The tasks share transactions of up to 100 actions; when
+// one is cancelled, its tasks are marked one by one. The result has one entry per task: nil, a
 // *domain.TransitionError when the task had moved on meanwhile (its agent may already have
 // started it), or the error that prevented the write.
 func (s *Store) MarkTasksQueued(ctx context.Context, tasks []domain.Task) []error {
@@ -185,38 +187,85 @@ func (s *Store) MarkTasksQueued(ctx context.Context, tasks []domain.Task) []erro
 	for i, t := range tasks {
 		updates[i], errs[i] = s.queuedUpdate(t)
 	}
-	for start := 0; start < len(tasks); start += maxTransactionActions {
-		end := min(start+maxTransactionActions, len(tasks))
-		var items []types.TransactWriteItem
-		for i := start; i < end; i++ {
-			if errs[i] == nil {
-				items = append(items, types.TransactWriteItem{Update: updates[i]})
-			}
-		}
-		if len(items) == 0 {
-			continue
-		}
-		if len(items) > 1 {
-			_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	for _, chunk := range packQueued(tasks, errs) {
+		if len(chunk) > 1 {
+			err := s.transact(ctx, s.queuedActions(tasks, updates, chunk))
 			if err == nil {
 				continue
 			}
 			if cancelReasons(err) == nil {
-				for i := start; i < end; i++ {
-					if errs[i] == nil {
-						errs[i] = fmt.Errorf("mark task %s queued: %w", tasks[i].ID, err)
-					}
+				for _, i := range chunk {
+					errs[i] = fmt.Errorf("mark task %s queued: %w", tasks[i].ID, err)
 				}
 				continue
 			}
 		}
-		for i := start; i < end; i++ {
-			if errs[i] == nil {
-				errs[i] = s.markQueued(ctx, tasks[i], updates[i])
-			}
+		for _, i := range chunk {
+			errs[i] = s.markQueued(ctx, tasks[i], updates[i])
 		}
 	}
 	return errs
+}
+
+// rejoins reports whether a task, as read, starts occupying its agent again when it is queued.
+func rejoins(t domain.Task) bool { return !t.Status.Active() }
+
+// packQueued splits the tasks that can be marked (by index) into the groups that share a
+// transaction: one action per task, and one per agent whose retries rejoin its capacity item.
+func packQueued(tasks []domain.Task, errs []error) [][]int {
+	var chunks [][]int
+	var cur []int
+	n := 0
+	agents := map[AgentRef]bool{} // agents with a capacity update in the current group
+	for i, t := range tasks {
+		if errs[i] != nil {
+			continue
+		}
+		ref := AgentRef{t.TenantID, t.AgentID}
+		if cost := 1 + b2i(rejoins(t) && !agents[ref]); n+cost > maxTransactionActions {
+			chunks = append(chunks, cur)
+			cur, n, agents = nil, 0, map[AgentRef]bool{}
+		}
+		n += 1 + b2i(rejoins(t) && !agents[ref])
+		if rejoins(t) {
+			agents[ref] = true
+		}
+		cur = append(cur, i)
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// queuedActions are the updates of the tasks at idx and one capacity update per agent whose
+// retries rejoin it.
+func (s *Store) queuedActions(tasks []domain.Task, updates []*types.Update, idx []int) []types.TransactWriteItem {
+	var items []types.TransactWriteItem
+	var order []AgentRef
+	rejoining := map[AgentRef][]domain.Task{}
+	for _, i := range idx {
+		t := tasks[i]
+		items = append(items, types.TransactWriteItem{Update: updates[i]})
+		if rejoins(t) {
+			ref := AgentRef{t.TenantID, t.AgentID}
+			if _, ok := rejoining[ref]; !ok {
+				order = append(order, ref)
+			}
+			rejoining[ref] = append(rejoining[ref], t)
+		}
+	}
+	for _, ref := range order {
+		items = append(items, types.TransactWriteItem{Update: s.addActive(ref.TenantID, ref.AgentID, rejoining[ref])})
+	}
+	return items
 }
 
 // queuedUpdate is the conditional update that moves t from its state to queued. Index keys
@@ -244,21 +293,19 @@ func (s *Store) queuedUpdate(t domain.Task) (*types.Update, error) {
 	}, nil
 }
 
-// markQueued runs one task's queued update on its own.
+// markQueued runs one task's queued update on its own (with its capacity update, for a retry).
 func (s *Store) markQueued(ctx context.Context, t domain.Task, u *types.Update) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression, ConditionExpression: u.ConditionExpression,
-		ExpressionAttributeNames: u.ExpressionAttributeNames, ExpressionAttributeValues: u.ExpressionAttributeValues,
-	})
+	var capacity *types.Update
+	if rejoins(t) {
+		capacity = s.addActive(t.TenantID, t.AgentID, []domain.Task{t})
+	}
+	write := u.ExpressionAttributeValues[":w"].(*types.AttributeValueMemberS).Value
+	err := s.commitTask(ctx, types.TransactWriteItem{Update: u}, u.Key, write, capacity)
 	if err == nil {
 		return nil
 	}
-	if !conditionFailed(err) {
+	if !errors.Is(err, domain.ErrConflict) {
 		return fmt.Errorf("mark task %s queued: %w", t.ID, err)
-	}
-	if w, ok := u.ExpressionAttributeValues[":w"].(*types.AttributeValueMemberS); ok && s.landed(ctx, u.Key, w.Value) {
-		// An earlier attempt of this very update, whose answer was lost, made it.
-		return nil
 	}
 	current, gerr := s.GetTask(ctx, t.TenantID, t.ID)
 	if gerr != nil {

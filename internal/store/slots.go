@@ -217,63 +217,156 @@ const maxTransactionActions = 100
 const maxConflictTries = 3
 
 // ClaimSlots decides a batch of claims with as few requests as it can: claims share
-// transactions of up to 100 actions (two or three per claim); when a condition cancels a shared
-// transaction, its claims are decided one by one, so one lost claim does not lose the others.
+// transactions of up to 100 actions (two or three per claim, and one per agent for its capacity
+// item, which the claims of one agent share); when a condition cancels a shared transaction,
+// its claims are decided one by one, so one lost claim does not lose the others.
 func (s *Store) ClaimSlots(ctx context.Context, claims []Claim) []ClaimResult {
 	results := make([]ClaimResult, len(claims))
 	actions := make([][]types.TransactWriteItem, len(claims))
 	for i, c := range claims {
 		actions[i], results[i].Err = s.claimActions(c)
 	}
-	start, n := 0, 0
-	for i := range claims {
-		if n+len(actions[i]) > maxTransactionActions {
-			s.claimChunk(ctx, actions[start:i], results[start:i])
-			start, n = i, 0
-		}
-		n += len(actions[i])
+	for _, chunk := range packClaims(claims) {
+		s.claimChunk(ctx, claims, actions, chunk, results)
 	}
-	s.claimChunk(ctx, actions[start:], results[start:])
 	return results
 }
 
-// claimChunk runs the actions of some claims (nil for a claim that could not be built) in one
-// transaction, deciding each claim on its own when the transaction is cancelled.
-func (s *Store) claimChunk(ctx context.Context, actions [][]types.TransactWriteItem, results []ClaimResult) {
-	var items []types.TransactWriteItem
-	for _, a := range actions {
-		items = append(items, a...)
+// GroupClaims splits claims into groups that ClaimSlots decides in one transaction each. An
+// agent's claims stay in one group as far as a transaction holds them, so groups claimed in
+// parallel do not contend for an agent's capacity item.
+func GroupClaims(claims []Claim) [][]Claim {
+	chunks := packClaims(claims)
+	out := make([][]Claim, len(chunks))
+	for i, chunk := range chunks {
+		for _, j := range chunk {
+			out[i] = append(out[i], claims[j])
+		}
 	}
-	if len(items) == 0 {
+	return out
+}
+
+// claimActionCount is the number of actions claimActions builds for c, less its agent's
+// capacity update.
+func claimActionCount(c Claim) int {
+	if c.CheckAt.IsZero() {
+		return 2
+	}
+	return 3
+}
+
+// packClaims splits the claims (by index) into the groups that share a transaction: whole
+// agents, in the order they come, while they fit in 100 actions. An agent whose claims alone
+// need more takes as many transactions as they fill.
+func packClaims(claims []Claim) [][]int {
+	var order []AgentRef
+	byAgent := map[AgentRef][]int{}
+	for i, c := range claims {
+		ref := AgentRef{c.Slot.TenantID, c.Slot.AgentID}
+		if _, ok := byAgent[ref]; !ok {
+			order = append(order, ref)
+		}
+		byAgent[ref] = append(byAgent[ref], i)
+	}
+	var chunks [][]int
+	var cur []int
+	n := 0
+	flush := func() {
+		if len(cur) > 0 {
+			chunks = append(chunks, cur)
+		}
+		cur, n = nil, 0
+	}
+	for _, ref := range order {
+		idx := byAgent[ref]
+		cost := 1 // the agent's capacity update
+		for _, i := range idx {
+			cost += claimActionCount(claims[i])
+		}
+		if n+cost > maxTransactionActions {
+			flush()
+		}
+		if cost <= maxTransactionActions {
+			cur, n = append(cur, idx...), n+cost
+			continue
+		}
+		n = 1
+		for _, i := range idx {
+			c := claimActionCount(claims[i])
+			if n+c > maxTransactionActions {
+				flush()
+				n = 1
+			}
+			cur, n = append(cur, i), n+c
+		}
+	}
+	flush()
+	return chunks
+}
+
+// withCapacity returns the actions of the claims at idx (leaving out those that could not be
+// built) followed by one capacity update per agent, adding the tasks the claims create.
+func (s *Store) withCapacity(claims []Claim, actions [][]types.TransactWriteItem, results []ClaimResult, idx []int) []types.TransactWriteItem {
+	var items []types.TransactWriteItem
+	var order []AgentRef
+	tasks := map[AgentRef][]domain.Task{}
+	for _, i := range idx {
+		if results[i].Err != nil || actions[i] == nil {
+			continue
+		}
+		items = append(items, actions[i]...)
+		t := claims[i].Task
+		if !t.Status.Active() {
+			continue
+		}
+		ref := AgentRef{claims[i].Slot.TenantID, claims[i].Slot.AgentID}
+		if _, ok := tasks[ref]; !ok {
+			order = append(order, ref)
+		}
+		tasks[ref] = append(tasks[ref], t)
+	}
+	for _, ref := range order {
+		items = append(items, types.TransactWriteItem{Update: s.addActive(ref.TenantID, ref.AgentID, tasks[ref])})
+	}
+	return items
+}
+
+// claimChunk runs the claims at idx in one transaction, deciding each claim on its own when the
+// transaction is cancelled.
+func (s *Store) claimChunk(ctx context.Context, claims []Claim, actions [][]types.TransactWriteItem, idx []int, results []ClaimResult) {
+	var live []int
+	for _, i := range idx {
+		if results[i].Err == nil {
+			live = append(live, i)
+		}
+	}
+	if len(live) == 0 {
 		return
 	}
+	items := s.withCapacity(claims, actions, results, live)
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	switch {
 	case err == nil:
-		for i := range results {
-			results[i].Won = results[i].Err == nil
+		for _, i := range live {
+			results[i].Won = true
 		}
 		return
 	case cancelReasons(err) == nil:
 		// Not a decision about any claim (throttling, a network error): trying each claim on
 		// its own would only multiply the load.
-		for i := range results {
-			if results[i].Err == nil {
-				results[i].Err = fmt.Errorf("claim slot: %w", err)
-			}
+		for _, i := range live {
+			results[i].Err = fmt.Errorf("claim slot: %w", err)
 		}
 		return
-	case len(actions) > 1:
+	case len(live) > 1:
 		// Decide each claim on its own: one lost or conflicting claim cancels a shared
 		// transaction.
-		for i := range actions {
-			if results[i].Err == nil {
-				s.claimOne(ctx, actions[i], &results[i])
-			}
+		for _, i := range live {
+			s.claimOne(ctx, s.withCapacity(claims, actions, results, []int{i}), &results[i])
 		}
 		return
 	}
-	s.decideCancelled(ctx, actions[0], &results[0], err, 0)
+	s.decideCancelled(ctx, items, &results[live[0]], err, 0)
 }
 
 // claimOne decides a single claim.
@@ -319,6 +412,9 @@ func (s *Store) claimActions(c Claim) ([]types.TransactWriteItem, error) {
 	}
 	if err := validateNewTask(c.Task); err != nil {
 		return nil, err
+	}
+	if c.Task.AgentID != sl.AgentID {
+		return nil, fmt.Errorf("claim slot %s/%s: the task is for agent %s", sl.PolicyID, sl.AgentID, c.Task.AgentID)
 	}
 	now := s.nowUTC()
 	values := map[string]types.AttributeValue{

@@ -19,7 +19,8 @@ import (
 //   - GSI2 (the due index) holds the task while the scheduler has something to do with it at a
 //     time: send it (pending, at NotBefore), retry it (retrying, at NextRetryAt), expire it
 //     (queued, at Deadline) or check that its agent still runs it (running, at CheckRunningAt);
-//   - GSI3 holds the task while it occupies the agent (pending, queued, running).
+//   - GSI3 holds the task while it occupies the agent (pending, queued, running); recounting an
+//     agent's capacity item reads it (capacity.go).
 type taskItem struct {
 	key
 	GSI1PK string `json:"GSI1PK"`
@@ -93,7 +94,8 @@ func validateNewTask(t domain.Task) error {
 	return &domain.ValidationError{Fields: []domain.FieldError{bad}}
 }
 
-// CreateTask stores a new task.
+// CreateTask stores a new task; an active one joins its agent's capacity item in the same
+// transaction.
 func (s *Store) CreateTask(ctx context.Context, tenantID string, t domain.Task) (domain.Task, error) {
 	t.TenantID = tenantID
 	if err := validateNewTask(t); err != nil {
@@ -104,7 +106,17 @@ func (s *Store) CreateTask(ctx context.Context, tenantID string, t domain.Task) 
 		t.CreatedAt = now
 	}
 	t.UpdatedAt = now
-	if err := s.putNew(ctx, newTaskItem(t, 1)); err != nil {
+	capacity, err := s.capacityUpdate(nil, t)
+	if err != nil {
+		return domain.Task{}, fmt.Errorf("create task: %w", err)
+	}
+	m, err := marshal(newTaskItem(t, 1))
+	if err != nil {
+		return domain.Task{}, fmt.Errorf("create task: %w", err)
+	}
+	write := stamp(m)
+	put := types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: m, ConditionExpression: aws.String("attribute_not_exists(PK)")}}
+	if err := s.commitTask(ctx, put, keyOf(m), write, capacity); err != nil {
 		return domain.Task{}, fmt.Errorf("create task: %w", err)
 	}
 	return t, nil
@@ -214,7 +226,7 @@ func (s *Store) TransitionTask(ctx context.Context, tenantID, taskID string, to 
 		t.Status, t.UpdatedAt = to, s.nowUTC()
 		t.TenantID, t.ID, t.AgentID = tenantID, taskID, it.AgentID
 		settleRunningCheck(&t)
-		err = s.putTask(ctx, t, it.Rev)
+		err = s.putTask(ctx, it, t)
 		if errors.Is(err, domain.ErrConflict) && attempt < 10 {
 			continue
 		}
@@ -225,24 +237,69 @@ func (s *Store) TransitionTask(ctx context.Context, tenantID, taskID string, to 
 	}
 }
 
-// putTask writes a task over revision rev.
-func (s *Store) putTask(ctx context.Context, t domain.Task, rev int64) error {
-	m, err := marshal(newTaskItem(t, rev+1))
+// putTask writes t over the task as it was read (before), and keeps its agent's capacity item
+// in step.
+func (s *Store) putTask(ctx context.Context, before taskItem, t domain.Task) error {
+	capacity, err := s.capacityUpdate(&before.Task, t)
+	if err != nil {
+		return err
+	}
+	m, err := marshal(newTaskItem(t, before.Rev+1))
 	if err != nil {
 		return err
 	}
 	write := stamp(m)
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 &s.table,
-		Item:                      m,
-		ConditionExpression:       aws.String("rev = :rev"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(rev)},
-	})
-	if conditionFailed(err) {
-		if s.landed(ctx, keyOf(m), write) {
+	put := types.TransactWriteItem{Put: &types.Put{
+		TableName: &s.table, Item: m, ConditionExpression: aws.String("rev = :rev"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(before.Rev)},
+	}}
+	return s.commitTask(ctx, put, keyOf(m), write, capacity)
+}
+
+// commitTask carries out one conditional write of a task item — the Put or Update in w, which
+// stamps the item with write ID write — and, in the same transaction, capacity, the update of
+// the agent's capacity item (nil when the write leaves it as it is). A failed condition is
+// domain.ErrConflict, unless the item at k is this very write's, from an attempt whose answer
+// was lost.
+func (s *Store) commitTask(ctx context.Context, w types.TransactWriteItem, k map[string]types.AttributeValue, write string, capacity *types.Update) error {
+	var err error
+	switch {
+	case capacity != nil:
+		err = s.transact(ctx, []types.TransactWriteItem{w, {Update: capacity}})
+	case w.Put != nil:
+		p := w.Put
+		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: p.TableName, Item: p.Item, ConditionExpression: p.ConditionExpression,
+			ExpressionAttributeNames: p.ExpressionAttributeNames, ExpressionAttributeValues: p.ExpressionAttributeValues,
+		})
+	default:
+		u := w.Update
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression, ConditionExpression: u.ConditionExpression,
+			ExpressionAttributeNames: u.ExpressionAttributeNames, ExpressionAttributeValues: u.ExpressionAttributeValues,
+		})
+	}
+	// Only the task's own write has a condition.
+	if _, failed := cancelledByCondition(err); failed || conditionFailed(err) {
+		if s.landed(ctx, k, write) {
 			return nil
 		}
 		return domain.ErrConflict
 	}
 	return err
+}
+
+// transact runs one transaction. When DynamoDB cancels it because another transaction on one of
+// its items was in progress, which decides nothing, it tries again a few times after a pause; a
+// cancellation for a failed condition is returned at once.
+func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) error {
+	for attempt := 0; ; attempt++ {
+		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if _, failed := cancelledByCondition(err); failed || cancelReasons(err) == nil || attempt >= maxConflictTries {
+			return err
+		}
+		if werr := sleepBackoff(ctx, attempt); werr != nil {
+			return werr
+		}
+	}
 }

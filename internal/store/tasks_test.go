@@ -348,6 +348,7 @@ func TestMarkTasksQueuedMovesEachTaskOnlyFromItsState(t *testing.T) {
 	n, err := f.st.CountActiveTasks(f.ctx, tenant, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, len(tasks), n, "queued and running tasks stay active")
+	assert.ElementsMatch(t, idsOf(tasks, taskID), activeIDs(t, f, tenant, a.ID), "the retries rejoined the agent's capacity item")
 	assert.Empty(t, dueNames(f.due(deadline.Add(-time.Second))), "queued tasks are due only at their deadline")
 	assert.Len(t, dueNames(f.due(deadline)), len(tasks)-2, "then all of them are")
 }

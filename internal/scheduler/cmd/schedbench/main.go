@@ -261,9 +261,11 @@ func (b *bench) run(ctx context.Context, shares []float64) ([]result, error) {
 	return out, nil
 }
 
+// items counts what Import writes: each agent with its credential and capacity item, each
+// policy with its name guard, assignments, slots and tasks.
 func (b *bench) items() int {
 	f := b.fleet
-	return 2*len(f.Agents) + 2*len(f.Policies) + len(f.Assignments) + len(f.Slots) + len(f.Tasks)
+	return 3*len(f.Agents) + 2*len(f.Policies) + len(f.Assignments) + len(f.Slots) + len(f.Tasks)
 }
 
 // createQueues creates one task queue per agent (without its dead-letter queue, which a tick
