@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,13 +64,20 @@ func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a d
 	if err != nil {
 		return domain.Agent{}, err
 	}
+	write := stamp(agent)
+	counts := newTally(tenantID)
+	counts.agent(nil, &a)
 	notExists := aws.String("attribute_not_exists(PK)")
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	err = s.transact(ctx, append([]types.TransactWriteItem{
 		s.consumeEnrollment(tenantID, tokenID, s.nowUTC()),
 		{Put: &types.Put{TableName: &s.table, Item: agent, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: cred, ConditionExpression: notExists}},
-	}})
+	}, s.counterWrites(counts)...))
 	if failed, ok := cancelledByCondition(err); ok {
+		if s.landed(ctx, keyOf(agent), write) {
+			// An earlier attempt whose answer was lost registered the agent (and used the token).
+			return a, nil
+		}
 		if failed[0] == 0 {
 			return domain.Agent{}, fmt.Errorf("register agent: enrollment token not usable: %w", domain.ErrUnauthorized)
 		}
@@ -126,6 +134,11 @@ func (s *Store) ListAgents(ctx context.Context, tenantID string, f AgentFilter, 
 
 // UpdateAgent replaces an agent when its stored version is still a.Version, and returns it with
 // the next version. Another writer's change in between is domain.ErrConflict.
+//
+// A change of the agent's status or backoff is counted on the tenant's agent counters in the
+// same transaction. Most updates (heartbeats) change neither: the write is first tried on the
+// condition that the stored agent counts as the new one does, which needs no counter; only
+// when that fails is the stored agent read to count the difference.
 func (s *Store) UpdateAgent(ctx context.Context, tenantID string, a domain.Agent) (domain.Agent, error) {
 	a.TenantID = tenantID
 	if err := a.Validate(); err != nil {
@@ -134,10 +147,74 @@ func (s *Store) UpdateAgent(ctx context.Context, tenantID string, a domain.Agent
 	read := a.Version
 	a.Version++
 	a.UpdatedAt = s.nowUTC()
-	if err := s.putVersioned(ctx, agentKey(tenantID, a.ID), newAgentItem(a), read); err != nil {
+	m, err := marshal(newAgentItem(a))
+	if err != nil {
+		return domain.Agent{}, err
+	}
+	write := stamp(m)
+	k := agentKey(tenantID, a.ID)
+	cond, names, values := agentCountedAs(a)
+	names["#v"], values[":v"] = "version", num(read)
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &s.table, Item: m,
+		ConditionExpression:      aws.String("#v = :v AND " + cond),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+	})
+	if err == nil {
+		return a, nil
+	}
+	if !conditionFailed(err) {
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, err)
+	}
+	stored, found, err := s.getAgentItem(ctx, k)
+	switch {
+	case err != nil:
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, err)
+	case !found:
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, domain.ErrNotFound)
+	case stored.WriteID == write:
+		return a, nil // an earlier attempt whose answer was lost
+	case stored.Version != read:
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, domain.ErrConflict)
+	}
+	old := stored.domain()
+	counts := newTally(tenantID)
+	counts.agent(&old, &a)
+	err = s.transact(ctx, append([]types.TransactWriteItem{{Put: &types.Put{
+		TableName: &s.table, Item: m,
+		ConditionExpression:       aws.String("#v = :v"),
+		ExpressionAttributeNames:  map[string]string{"#v": "version"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(read)},
+	}}}, s.counterWrites(counts)...))
+	if _, ok := cancelledByCondition(err); ok {
+		if s.landed(ctx, k.av(), write) {
+			return a, nil
+		}
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, s.missingOr(ctx, k, domain.ErrConflict))
+	}
+	if err != nil {
 		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, err)
 	}
 	return a, nil
+}
+
+// storedAgent is an agent item as read, with the write ID of its last write.
+type storedAgent struct {
+	agentItem
+	WriteID string `json:"writeId"`
+}
+
+// getAgentItem reads an agent item with a consistent read.
+func (s *Store) getAgentItem(ctx context.Context, k key) (storedAgent, bool, error) {
+	var it storedAgent
+	err := s.get(ctx, k, &it)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return storedAgent{}, false, nil
+	case err != nil:
+		return storedAgent{}, false, err
+	}
+	return it, true, nil
 }
 
 // ModifyAgent reads an agent, applies change and writes it back, trying again when another
@@ -165,25 +242,50 @@ func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, chang
 // deleting again completes it.
 func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error {
 	// The agent and its credential go first: Assign checks in its own transaction that the agent
-	// exists, so no assignment is added from then on.
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Delete: &types.Delete{TableName: &s.table, Key: agentKey(tenantID, agentID).av(), ConditionExpression: aws.String("attribute_exists(PK)")}},
-		{Delete: &types.Delete{
-			TableName: &s.table, Key: agentCredKey(agentID).av(),
-			// The credential is keyed by the agent ID alone; it goes only with its tenant's agent.
-			ConditionExpression:       aws.String("attribute_not_exists(PK) OR tenantId = :t"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":t": str(tenantID)},
-		}},
-	}})
-	failed, missing := cancelledByCondition(err)
-	switch {
-	case missing && failed[0] != 0:
-		return fmt.Errorf("delete agent %s: its credential is another tenant's: %w", agentID, domain.ErrConflict)
-	case err != nil && !missing:
-		return fmt.Errorf("delete agent %s: %w", agentID, err)
+	// exists, so no assignment is added from then on. The delete holds only while the agent is
+	// as read, so that it is counted as it was.
+	missing := false
+	for attempt := 0; ; attempt++ {
+		stored, found, err := s.getAgentItem(ctx, agentKey(tenantID, agentID))
+		if err != nil {
+			return fmt.Errorf("delete agent %s: %w", agentID, err)
+		}
+		if !found {
+			missing = true
+			break
+		}
+		old := stored.domain()
+		counts := newTally(tenantID)
+		counts.agent(&old, nil)
+		err = s.transact(ctx, append([]types.TransactWriteItem{
+			{Delete: &types.Delete{
+				TableName: &s.table, Key: agentKey(tenantID, agentID).av(),
+				ConditionExpression:       aws.String("#v = :v"),
+				ExpressionAttributeNames:  map[string]string{"#v": "version"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(old.Version)},
+			}},
+			{Delete: &types.Delete{
+				TableName: &s.table, Key: agentCredKey(agentID).av(),
+				// The credential is keyed by the agent ID alone; it goes only with its tenant's agent.
+				ConditionExpression:       aws.String("attribute_not_exists(PK) OR tenantId = :t"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":t": str(tenantID)},
+			}},
+		}, s.counterWrites(counts)...))
+		failed, cancelled := cancelledByCondition(err)
+		switch {
+		case cancelled && slices.Contains(failed, 1):
+			return fmt.Errorf("delete agent %s: its credential is another tenant's: %w", agentID, domain.ErrConflict)
+		case cancelled && attempt < 5:
+			continue // the agent changed (or went) since it was read
+		case cancelled:
+			return fmt.Errorf("delete agent %s: it kept changing: %w", agentID, domain.ErrConflict)
+		case err != nil:
+			return fmt.Errorf("delete agent %s: %w", agentID, err)
+		}
+		break
 	}
 	// Then its assignments and slots, found through the agent's index of its policies.
-	var keys []key
+	var keys, slots []key
 	var cursor string
 	for {
 		policies, next, err := s.ListAgentPolicies(ctx, tenantID, agentID, Page{Limit: maxPageLimit, Cursor: cursor})
@@ -193,13 +295,16 @@ func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error
 		for _, p := range policies {
 			keys = append(keys, assignmentKey(tenantID, p, agentID))
 			for _, k := range slotKinds {
-				keys = append(keys, slotKey(tenantID, p, agentID, k))
+				slots = append(slots, slotKey(tenantID, p, agentID, k))
 			}
 		}
 		if next == "" {
 			break
 		}
 		cursor = next
+	}
+	if err := s.deleteSlots(ctx, tenantID, slots); err != nil {
+		return fmt.Errorf("delete agent %s: %w", agentID, err)
 	}
 	if err := s.batchDelete(ctx, keys); err != nil {
 		return fmt.Errorf("delete agent %s: %w", agentID, err)

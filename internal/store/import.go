@@ -12,21 +12,23 @@ import (
 )
 
 // Bulk is a fleet to import: agents, policies, their assignments with the assignments' slots,
-// and tasks, each naming its tenant.
+// tasks and runs, each naming its tenant.
 type Bulk struct {
 	Agents      []domain.Agent
 	Policies    []domain.Policy
 	Assignments []domain.Assignment
 	Slots       []domain.Slot
 	Tasks       []domain.Task
+	Runs        []domain.Run
 }
 
 // Import writes a fleet as it is given, 25 items per request and several requests at once. It
 // skips what the single-item methods check — validation, uniqueness, versions, that a policy's
 // repository or an assignment's agent exists — and replaces items that exist, so it is for
 // loading a known-good fleet in bulk (seeding a benchmark, restoring a copy), never for input.
-// Agents get their credential items and policies their name guards, so the result reads exactly
-// like a fleet built one call at a time.
+// Agents get their credential items and policies their name guards, and the counters of every
+// tenant in the fleet are recounted afterwards (Recount), so the result reads exactly like a
+// fleet built one call at a time.
 func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 	var reqs []types.WriteRequest
 	put := func(item any) error {
@@ -71,6 +73,11 @@ func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 			return fmt.Errorf("import task %s: %w", t.ID, err)
 		}
 	}
+	for _, r := range b.Runs {
+		if err := put(newRunItem(r, 1)); err != nil {
+			return fmt.Errorf("import run %s: %w", r.ID, err)
+		}
+	}
 
 	const perRequest = 25
 	chunks := (len(reqs) + perRequest - 1) / perRequest
@@ -103,5 +110,37 @@ func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 	if err := errors.Join(all...); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
+	// The writes replaced items without knowing what they held, so the counters are rebuilt
+	// rather than changed.
+	for _, t := range b.tenants() {
+		if _, err := s.Recount(ctx, t); err != nil {
+			return fmt.Errorf("import: tenant %s: %w", t, err)
+		}
+	}
 	return nil
+}
+
+// tenants lists the tenants the fleet names, each once.
+func (b Bulk) tenants() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for _, a := range b.Agents {
+		add(a.TenantID)
+	}
+	for _, p := range b.Policies {
+		add(p.TenantID)
+	}
+	for _, sl := range b.Slots {
+		add(sl.TenantID)
+	}
+	for _, r := range b.Runs {
+		add(r.TenantID)
+	}
+	return out
 }
