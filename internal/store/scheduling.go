@@ -371,6 +371,9 @@ func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess
 	cond, values := checkUnchanged(c)
 	check.ConditionExpression = aws.String(cond + " AND attribute_not_exists(announced)")
 	maps.Copy(check.ExpressionAttributeValues, values)
+	write := newWriteID()
+	*check.UpdateExpression += ", #w = :w"
+	check.ExpressionAttributeNames["#w"], check.ExpressionAttributeValues[":w"] = attrWrite, str(write)
 	sk := slotKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind)
 	// The slot is normally not marked yet (a success clears the mark, and a check ends only
 	// after one), so that is tried first; a slot marked already is marked again without being
@@ -396,6 +399,10 @@ func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess
 			if err != nil {
 				return false, fmt.Errorf("announce slot %s/%s/%s overdue: %w", c.PolicyID, c.AgentID, c.Kind, err)
 			}
+			return true, nil
+		}
+		if s.landed(ctx, check.Key, write) {
+			// An earlier attempt of this very announcement, whose answer was lost, made it.
 			return true, nil
 		}
 		if !slices.Equal(failed, []int{0}) {
