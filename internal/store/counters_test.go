@@ -552,3 +552,39 @@ func TestCountedWritesWhoseAnswerWasLostCountOnce(t *testing.T) {
 	assert.Equal(t, 7, loser.lost, "every counted write lost its first answer")
 	f.recountAgrees(tenant)
 }
+
+func TestImportSetsTheCountersToWhatItWrote(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tenant := f.tenant("acme")
+	p := newPolicy(f.id(), "nightly", "main-repo")
+	p.TenantID = tenant
+	b := store.Bulk{Policies: []domain.Policy{p}}
+	for i := range 5 {
+		a := newAgent(f.id(), f.now)
+		a.TenantID, a.Version = tenant, 1
+		if i == 0 {
+			a.Status = domain.AgentOffline
+		}
+		b.Agents = append(b.Agents, a)
+		b.Assignments = append(b.Assignments, domain.Assignment{TenantID: tenant, PolicyID: p.ID, AgentID: a.ID, CreatedAt: f.now})
+		b.Slots = append(b.Slots, domain.Slot{TenantID: tenant, PolicyID: p.ID, AgentID: a.ID, Kind: domain.SlotBackup, Overdue: i < 2})
+		b.Runs = append(b.Runs, domain.Run{ID: f.id(), TenantID: tenant, AgentID: a.ID, TaskID: f.id(), Type: domain.TaskBackup, Attempt: 1,
+			Status: domain.TaskSucceeded, StartedAt: f.now})
+	}
+	// What the tenant counted before is replaced, not added to.
+	f.agent(tenant)
+	require.NoError(t, f.st.Import(f.ctx, b, 2))
+	c := f.counts(tenant)
+	assert.Equal(t, agents(4, 1, 0), c.Agents)
+	assert.Equal(t, int64(2), c.OverdueSlots)
+	assert.Equal(t, store.RunCounts{Succeeded: 5}, c.Runs)
+	slots, more, err := f.st.ListOverdueSlots(f.ctx, tenant, 10)
+	require.NoError(t, err)
+	assert.Len(t, slots, 2)
+	assert.False(t, more)
+	// The agent registered before the import is counted by a recount.
+	recounted, err := f.st.Recount(f.ctx, tenant)
+	require.NoError(t, err)
+	assert.Equal(t, agents(5, 1, 0), recounted.Agents)
+}
