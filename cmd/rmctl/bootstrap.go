@@ -37,7 +37,32 @@ func (a *app) tenantCmd() *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "the tenant's display name (default: its ID)")
-	cmd.AddCommand(create)
+	recount := &cobra.Command{
+		Use:   "recount ID",
+		Short: "Rebuild a tenant's overview counters from its agents, runs and slots (once, for tenants older than the counters)",
+		Long: `Rebuild a tenant's overview counters from its items and print the overview they give.
+
+The overview reads counters that every counted change updates. A deployment whose tenants were
+created before the counters existed runs this once for each tenant; it also repairs counters in
+doubt. It reads the whole fleet of the tenant, and changes made while it runs may be missed, so
+run it while the tenant is quiet (or run it again).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := a.fleet(cmd.Context())
+			if err != nil {
+				return err
+			}
+			o, err := f.Recount(cmd.Context(), args[0])
+			if errors.Is(err, domain.ErrNotFound) {
+				return errors.New("no tenant " + args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return a.print(o, overviewColumns)
+		},
+	}
+	cmd.AddCommand(create, recount)
 	return cmd
 }
 

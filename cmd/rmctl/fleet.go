@@ -228,8 +228,11 @@ func (a *app) overviewCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "overview", Short: "The tenant at a glance: agents, last day's runs, overdue policies", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.show(cmd.Context(), "/v1/overview", cols("AGENTS", "agents.total", "ONLINE", "agents.online", "OFFLINE", "agents.offline",
-				"BACKING OFF", "agents.backingOff", "SUCCEEDED 24H", "runs.succeeded", "FAILED 24H", "runs.failed", "OVERDUE", "overduePolicies"))
+			return a.show(cmd.Context(), "/v1/overview", overviewColumns)
 		},
 	}
 }
+
+var overviewColumns = cols("AGENTS", "agents.total", "ONLINE", "agents.online", "OFFLINE", "agents.offline",
+	"BACKING OFF", "agents.backingOff", "SUCCEEDED 24H", "runs.succeeded", "FAILED 24H", "runs.failed", "RUNNING", "runs.running",
+	"OVERDUE", "overdueSlots")

@@ -343,6 +343,9 @@ retention: {keepDaily: 14}
 	var overview map[string]any
 	c.ok(&overview, "overview")
 	assert.Equal(t, float64(1), lookup(overview, "agents.online"))
+	assert.Equal(t, float64(0), lookup(overview, "overdueSlots"))
+	assert.Regexp(t, `(?m)^AGENTS\s+ONLINE\s+OFFLINE\s+BACKING OFF\s+SUCCEEDED 24H\s+FAILED 24H\s+RUNNING\s+OVERDUE\n1\s+1\s+0\s+0\s`,
+		c.ok(nil, "overview", "-o", "table"))
 
 	// Deleting a policy that is assigned needs --force.
 	_, errOut, err = c.run("policies", "delete", "nightly")
@@ -363,4 +366,46 @@ retention: {keepDaily: 14}
 	_, errOut, err = c.run("agents", "list")
 	require.Error(t, err)
 	assert.Contains(t, errOut, "401 unauthorized")
+}
+
+func TestRecountRebuildsTheCountersOfATenantOlderThanThem(t *testing.T) {
+	cfg := testenv.AWS(t)
+	t.Setenv("AWS_ENDPOINT_URL", localaws.Endpoint())
+	table := testenv.Table(t, cfg)
+	db := dynamodb.NewFromConfig(cfg)
+	st := store.New(db, table)
+	ctx := context.Background()
+	c := &cli{t: t, env: map[string]string{"RM_TABLE": table}}
+	c.ok(nil, "tenant", "create", "acme")
+
+	// An agent of a deployment that kept no counters yet: its counter is removed behind the
+	// store's back.
+	now := time.Now().UTC()
+	tok := domain.EnrollmentToken{ID: domain.NewID(now), SecretHash: "token-hash", MaxUses: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	require.NoError(t, st.CreateEnrollmentToken(ctx, "acme", tok))
+	_, err := st.RegisterAgent(ctx, "acme", tok.ID, domain.Agent{
+		ID: domain.NewID(now), Hostname: "web-1", OS: "linux", Arch: "amd64", AgentVersion: "1.0.0", Status: domain.AgentOnline,
+		LastSeenAt: &now, Limits: domain.DefaultLimits(), HeartbeatIntervalSeconds: 60, SecretHash: "agent-hash", CreatedAt: now, UpdatedAt: now,
+	})
+	require.NoError(t, err)
+	_, err = db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &table, Key: map[string]types.AttributeValue{
+		resources.AttrPK: &types.AttributeValueMemberS{Value: "TENANT#acme"}, resources.AttrSK: &types.AttributeValueMemberS{Value: "COUNTS#AGENTS"},
+	}})
+	require.NoError(t, err)
+	counts, err := st.Counts(ctx, "acme", store.RunWindowStart(now))
+	require.NoError(t, err)
+	require.Zero(t, counts.Agents.Total(), "no counters yet")
+
+	var o map[string]any
+	c.ok(&o, "tenant", "recount", "acme")
+	assert.Equal(t, float64(1), lookup(o, "agents.total"))
+	assert.Equal(t, float64(1), lookup(o, "agents.online"))
+	counts, err = st.Counts(ctx, "acme", store.RunWindowStart(now))
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), counts.Agents.Online, "the overview counts from here on")
+	assert.Regexp(t, `(?m)^AGENTS\s+ONLINE\s+OFFLINE.*\n1\s+1\s+0\s`, c.ok(nil, "tenant", "recount", "acme", "-o", "table"))
+
+	_, errOut, err := c.run("tenant", "recount", "nobody")
+	require.Error(t, err)
+	assert.Contains(t, errOut, "no tenant nobody")
 }

@@ -37,3 +37,13 @@ var tenantIDPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,30}[a-z0-9]$`)
 // ValidTenantID reports whether s can name a tenant. Tenant IDs appear in queue and stack names,
 // so they are short lowercase slugs: 3–32 characters, letters, digits and inner hyphens.
 func ValidTenantID(s string) bool { return tenantIDPattern.MatchString(s) }
+
+// IDTime returns the time an identifier from NewID was made at, or the zero time when s is not
+// one.
+func IDTime(s string) time.Time {
+	id, err := ulid.ParseStrict(s)
+	if err != nil {
+		return time.Time{}
+	}
+	return ulid.Time(id.Time()).UTC()
+}

@@ -33,3 +33,10 @@ func TestValidID(t *testing.T) {
 		assert.Falsef(t, domain.ValidID(s), "%q: got valid, want invalid", s)
 	}
 }
+
+func TestIDTime(t *testing.T) {
+	at := time.Date(2031, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	got := domain.IDTime(domain.NewID(at))
+	assert.Truef(t, got.Equal(at), "the time an ID was made: got %s, want %s", got, at)
+	assert.Truef(t, domain.IDTime("acme").IsZero(), "not an ID: got %s, want the zero time", domain.IDTime("acme"))
+}

@@ -22,8 +22,8 @@ var slotKinds = map[domain.TaskType]domain.SlotKind{
 // recorded on it (last dispatch, last success, overdue) and, unless replan names its kind, its
 // next run time, so assigning a policy again does not skip a run that is due. A slot whose kind
 // is replanned, or that is new, runs first at the schedule's next time after now. A disabled
-// policy's slots have no next run time and so stay out of the due index; so does a schedule
-// that never fires (February 30th).
+// policy's slots have no next run time and so stay out of the due index (so does a schedule
+// that never fires, February 30th), and lose their overdue mark.
 func planSlots(p domain.Policy, agentID string, existing map[domain.SlotKind]domain.Slot, replan map[domain.SlotKind]bool, now time.Time) ([]domain.Slot, error) {
 	var out []domain.Slot
 	for _, recurring := range schedule.Slots(p) {
@@ -34,7 +34,8 @@ func planSlots(p domain.Policy, agentID string, existing map[domain.SlotKind]dom
 		old, had := existing[kind]
 		sl := domain.Slot{
 			TenantID: p.TenantID, PolicyID: p.ID, AgentID: agentID, Kind: kind,
-			LastDispatchedAt: old.LastDispatchedAt, LastTaskID: old.LastTaskID, LastSuccessAt: old.LastSuccessAt, Overdue: old.Overdue,
+			LastDispatchedAt: old.LastDispatchedAt, LastTaskID: old.LastTaskID, LastSuccessAt: old.LastSuccessAt,
+			Overdue: old.Overdue && p.Enabled,
 		}
 		switch {
 		case !p.Enabled:

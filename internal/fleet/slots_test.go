@@ -83,6 +83,11 @@ func TestPlanSlots(t *testing.T) {
 	assert.Equal(t, earlier, slots[0].LastDispatchedAt)
 	assert.Equal(t, "T1", slots[0].LastTaskID)
 	assert.True(t, slots[0].Overdue)
+	// A disabled policy plans no runs, so none of its slots stays overdue.
+	slots, err = planSlots(policy(func(p *domain.Policy) { p.Enabled = false }), agent, old, nil, now)
+	require.NoError(t, err)
+	assert.False(t, slots[0].Overdue, "disabled")
+	assert.Equal(t, earlier, slots[0].LastSuccessAt, "disabled")
 
 	// With a spread, each agent has its own offset within the window.
 	spread := policy(func(p *domain.Policy) { p.Schedule.Spread = "1h" })

@@ -40,9 +40,13 @@ type enrolledAgent struct {
 func (w *tenantWorld) agent(hostname string, labels map[string]string) enrolledAgent {
 	w.h.t.Helper()
 	t, ctx, now := w.h.t, context.Background(), w.h.clock
-	// The token expires an hour from the real time, not the test clock's: the table's TTL
-	// runs on the real clock and would remove a token that expired in the clock's past.
+	// The token expires an hour from the real time or the test clock, whichever is later: the
+	// table's TTL runs on the real clock and would remove a token that expired in the clock's
+	// past, and registering checks it against the test clock.
 	real := time.Now().UTC()
+	if now.After(real) {
+		real = now
+	}
 	tokenID, tokenSecret := domain.NewID(now), auth.NewSecret()
 	require.NoError(t, w.h.store.CreateEnrollmentToken(ctx, w.id, domain.EnrollmentToken{
 		ID: tokenID, SecretHash: auth.Hash(tokenSecret), MaxUses: 1, CreatedAt: real, ExpiresAt: real.Add(time.Hour),

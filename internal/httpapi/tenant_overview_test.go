@@ -14,13 +14,17 @@ import (
 
 func TestTenantOverview(t *testing.T) {
 	h := newHarness(t)
+	// Run counters expire two days after their hour, by the table's TTL on the real clock: the
+	// test's present lies ahead of it.
+	h.clock = time.Date(2031, 11, 2, 10, 0, 0, 0, time.UTC)
 	w := newTenantWorld(h, "acme")
 	ctx := context.Background()
 
 	res := h.call(http.MethodGet, "/v1/overview", w.viewer, nil)
 	tenantStatus(t, http.StatusOK, res)
-	assert.JSONEq(t, `{"generatedAt":"2026-11-02T10:00:00Z","agents":{"total":0,"online":0,"offline":0,"backingOff":0},
-		"runs":{"since":"2026-11-01T10:00:00Z","succeeded":0,"partial":0,"failed":0,"running":0,"other":0},"overduePolicies":[]}`, res.Body)
+	assert.JSONEq(t, `{"generatedAt":"2031-11-02T10:00:00Z","agents":{"total":0,"online":0,"offline":0,"backingOff":0},
+		"runs":{"since":"2031-11-01T10:00:00Z","succeeded":0,"partial":0,"failed":0,"running":0,"other":0},
+		"overdueSlots":0,"overduePolicies":[],"overdueTruncated":false}`, res.Body)
 
 	a := w.agent("web-1", nil)
 	b := w.agent("web-2", nil)
@@ -38,8 +42,6 @@ func TestTenantOverview(t *testing.T) {
 	w.assign(late.ID, a.ID, b.ID)
 	w.assign(fine.ID, a.ID)
 	w.assign(paused.ID, a.ID)
-	res = w.patch("/v1/policies/"+paused.ID, `{"version":1,"enabled":false}`)
-	tenantStatus(t, http.StatusOK, res)
 
 	// The scheduler judges slots overdue; the overview reports its judgement.
 	lastSuccess := h.clock.Add(-50 * time.Hour)
@@ -52,6 +54,9 @@ func TestTenantOverview(t *testing.T) {
 	markOverdue(late.ID, a.ID, &lastSuccess)
 	markOverdue(late.ID, b.ID, nil)
 	markOverdue(paused.ID, a.ID, &lastSuccess)
+	// A disabled policy plans no runs, so none of them is late.
+	res = w.patch("/v1/policies/"+paused.ID, `{"version":1,"enabled":false}`)
+	tenantStatus(t, http.StatusOK, res)
 
 	w.run(a.ID, late.ID, domain.TaskSucceeded, h.clock.Add(-time.Hour))
 	w.run(a.ID, fine.ID, domain.TaskSucceeded, h.clock.Add(-2*time.Hour))
@@ -66,7 +71,9 @@ func TestTenantOverview(t *testing.T) {
 		Runs   struct {
 			Succeeded, Partial, Failed, Running, Other int
 		}
-		OverduePolicies []struct {
+		OverdueSlots     int
+		OverdueTruncated bool
+		OverduePolicies  []struct {
 			PolicyID      string     `json:"policyId"`
 			Name          string     `json:"name"`
 			AgentIDs      []string   `json:"agentIds"`
@@ -81,6 +88,8 @@ func TestTenantOverview(t *testing.T) {
 	assert.Equal(t, 2, o.Runs.Succeeded, "runs of the last 24 hours")
 	assert.Equal(t, 1, o.Runs.Failed, "the failure 25 hours ago is not counted")
 	assert.Equal(t, 1, o.Runs.Partial)
+	assert.Equal(t, 2, o.OverdueSlots, "a disabled policy is never late")
+	assert.False(t, o.OverdueTruncated)
 	require.Len(t, o.OverduePolicies, 1, "a disabled policy is never late: %s", res.Body)
 	assert.Equal(t, late.ID, o.OverduePolicies[0].PolicyID)
 	assert.Equal(t, "nightly", o.OverduePolicies[0].Name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,14 +68,21 @@ func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a d
 	if err != nil {
 		return domain.Agent{}, err
 	}
+	write := stamp(agent)
+	counts := newTally(tenantID)
+	counts.agent(nil, &a)
 	notExists := aws.String("attribute_not_exists(PK)")
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	err = s.transact(ctx, append([]types.TransactWriteItem{
 		s.consumeEnrollment(tenantID, tokenID, s.nowUTC()),
 		{Put: &types.Put{TableName: &s.table, Item: agent, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: cred, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: capacity}},
-	}})
+	}, s.counterWrites(counts)...))
 	if failed, ok := cancelledByCondition(err); ok {
+		if s.landed(ctx, keyOf(agent), write) {
+			// An earlier attempt whose answer was lost registered the agent (and used the token).
+			return a, nil
+		}
 		if failed[0] == 0 {
 			return domain.Agent{}, fmt.Errorf("register agent: enrollment token not usable: %w", domain.ErrUnauthorized)
 		}
@@ -133,24 +141,58 @@ func (s *Store) ListAgents(ctx context.Context, tenantID string, f AgentFilter, 
 // the next version. Another writer's change in between is domain.ErrConflict. Not knowing what
 // it replaces, it also copies the agent's backoff to its capacity item; ModifyAgent, which
 // serves every heartbeat, does that only when the backoff changes.
+//
+// A change of the agent's status or backoff is counted on the tenant's agent counters in the
+// same transaction. Not knowing the stored agent either, UpdateAgent first tries the write on
+// the condition that the stored agent counts as the new one does, which needs no counter; only
+// when that fails is the stored agent read to count the difference.
 func (s *Store) UpdateAgent(ctx context.Context, tenantID string, a domain.Agent) (domain.Agent, error) {
-	return s.updateAgent(ctx, tenantID, a, true)
+	return s.updateAgent(ctx, tenantID, a, nil, true)
 }
 
-func (s *Store) updateAgent(ctx context.Context, tenantID string, a domain.Agent, copyBackoff bool) (domain.Agent, error) {
+// updateAgent writes a over the version it was read at. read, when known, is the agent as
+// stored at that version (the write is conditioned on it, so the counters' difference follows
+// from it without another read); copyBackoff puts the agent's backoff on its capacity item in
+// the same transaction.
+func (s *Store) updateAgent(ctx context.Context, tenantID string, a domain.Agent, read *domain.Agent, copyBackoff bool) (domain.Agent, error) {
 	a.TenantID = tenantID
 	if err := a.Validate(); err != nil {
 		return domain.Agent{}, err
 	}
-	read := a.Version
+	version := a.Version
 	a.Version++
 	a.UpdatedAt = s.nowUTC()
+	m, err := marshal(newAgentItem(a))
+	if err != nil {
+		return domain.Agent{}, err
+	}
+	write := stamp(m)
 	k := agentKey(tenantID, a.ID)
-	var err error
+	var backoff []types.TransactWriteItem
 	if copyBackoff {
-		err = s.putAgentWithBackoff(ctx, k, a, read)
-	} else {
-		err = s.putVersioned(ctx, k, newAgentItem(a), read)
+		backoff = []types.TransactWriteItem{{Update: s.backoffUpdate(a)}}
+	}
+	if read == nil {
+		stored, done, err := s.putAgentCountedAlike(ctx, k, m, write, a, version, backoff)
+		if done || err != nil {
+			return a, err
+		}
+		read = &stored
+	}
+	counts := newTally(tenantID)
+	counts.agent(read, &a)
+	put := types.Put{
+		TableName: &s.table, Item: m,
+		ConditionExpression:       aws.String("#v = :v"),
+		ExpressionAttributeNames:  map[string]string{"#v": "version"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(version)},
+	}
+	err = s.putWith(ctx, put, append(s.counterWrites(counts), backoff...))
+	if errors.Is(err, errCountedOtherwise) {
+		if s.landed(ctx, k.av(), write) {
+			return a, nil
+		}
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, s.missingOr(ctx, k, domain.ErrConflict))
 	}
 	if err != nil {
 		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, err)
@@ -158,34 +200,81 @@ func (s *Store) updateAgent(ctx context.Context, tenantID string, a domain.Agent
 	return a, nil
 }
 
-// putAgentWithBackoff is putVersioned for an agent, copying its backoff to its capacity item in
-// the same transaction, so the scheduler, which reads the backoff there, sees the agent's own.
-func (s *Store) putAgentWithBackoff(ctx context.Context, k key, a domain.Agent, want int64) error {
-	m, err := marshal(newAgentItem(a))
-	if err != nil {
+// putAgentCountedAlike writes an agent item m on the condition that the stored agent is at
+// version and counts as a does, so that no counter changes. When the condition fails it reads
+// the stored agent and returns it for the counted write, unless the write had landed after all
+// (done) or the stored agent is missing or at another version (an error).
+func (s *Store) putAgentCountedAlike(ctx context.Context, k key, m map[string]types.AttributeValue, write string, a domain.Agent, version int64, backoff []types.TransactWriteItem) (stored domain.Agent, done bool, err error) {
+	cond, names, values := agentCountedAs(a)
+	names["#v"], values[":v"] = "version", num(version)
+	put := types.Put{
+		TableName: &s.table, Item: m,
+		ConditionExpression:      aws.String("#v = :v AND " + cond),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+	}
+	err = s.putWith(ctx, put, backoff)
+	switch {
+	case err == nil:
+		return domain.Agent{}, true, nil
+	case !errors.Is(err, errCountedOtherwise):
+		return domain.Agent{}, false, fmt.Errorf("update agent %s: %w", a.ID, err)
+	}
+	it, found, err := s.getAgentItem(ctx, k)
+	switch {
+	case err != nil:
+		return domain.Agent{}, false, fmt.Errorf("update agent %s: %w", a.ID, err)
+	case !found:
+		return domain.Agent{}, false, fmt.Errorf("update agent %s: %w", a.ID, domain.ErrNotFound)
+	case it.WriteID == write:
+		return domain.Agent{}, true, nil // an earlier attempt whose answer was lost
+	case it.Version != version:
+		return domain.Agent{}, false, fmt.Errorf("update agent %s: %w", a.ID, domain.ErrConflict)
+	}
+	return it.domain(), false, nil
+}
+
+// putWith writes put together with the writes in with, in one transaction when there are any.
+// A failed condition of put is errCountedOtherwise.
+func (s *Store) putWith(ctx context.Context, put types.Put, with []types.TransactWriteItem) error {
+	var err error
+	if len(with) == 0 {
+		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
+			ExpressionAttributeNames: put.ExpressionAttributeNames, ExpressionAttributeValues: put.ExpressionAttributeValues,
+		})
+		if conditionFailed(err) {
+			return errCountedOtherwise
+		}
 		return err
 	}
-	write := stamp(m)
-	err = s.transact(ctx, []types.TransactWriteItem{
-		{Put: &types.Put{
-			TableName: &s.table, Item: m,
-			ConditionExpression:       aws.String("attribute_exists(PK) AND #v = :v"),
-			ExpressionAttributeNames:  map[string]string{"#v": "version"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(want)},
-		}},
-		{Update: s.backoffUpdate(a)},
-	})
-	if _, failed := cancelledByCondition(err); failed {
-		if s.landed(ctx, keyOf(m), write) {
-			return nil
-		}
-		return s.missingOr(ctx, k, domain.ErrConflict)
-	}
-	if cancelReasons(err) != nil {
-		// Still contended after a few tries: as good as another writer's change.
-		return domain.ErrConflict
+	err = s.transact(ctx, append([]types.TransactWriteItem{{Put: &put}}, with...))
+	if failed, ok := cancelledByCondition(err); ok && slices.Contains(failed, 0) {
+		return errCountedOtherwise
 	}
 	return err
+}
+
+// errCountedOtherwise is an agent write's condition failing: the stored agent is not at the
+// version read, or counts differently from the new one, so the write must count the difference.
+var errCountedOtherwise = errors.New("the stored agent is another version or counts otherwise")
+
+// storedAgent is an agent item as read, with the write ID of its last write.
+type storedAgent struct {
+	agentItem
+	WriteID string `json:"writeId"`
+}
+
+// getAgentItem reads an agent item with a consistent read.
+func (s *Store) getAgentItem(ctx context.Context, k key) (storedAgent, bool, error) {
+	var it storedAgent
+	err := s.get(ctx, k, &it)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return storedAgent{}, false, nil
+	case err != nil:
+		return storedAgent{}, false, err
+	}
+	return it, true, nil
 }
 
 // ModifyAgent reads an agent, applies change and writes it back, trying again when another
@@ -200,7 +289,7 @@ func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, chang
 		if err := change(&a); err != nil {
 			return domain.Agent{}, err
 		}
-		updated, err := s.updateAgent(ctx, tenantID, a, !sameBackoff(read, a))
+		updated, err := s.updateAgent(ctx, tenantID, a, &read, !sameBackoff(read, a))
 		if errors.Is(err, domain.ErrConflict) && attempt < 5 {
 			continue
 		}
@@ -214,26 +303,52 @@ func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, chang
 // deleting again completes it.
 func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error {
 	// The agent and its credential go first: Assign checks in its own transaction that the agent
-	// exists, so no assignment is added from then on.
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Delete: &types.Delete{TableName: &s.table, Key: agentKey(tenantID, agentID).av(), ConditionExpression: aws.String("attribute_exists(PK)")}},
-		{Delete: &types.Delete{
-			TableName: &s.table, Key: agentCredKey(agentID).av(),
-			// The credential is keyed by the agent ID alone; it goes only with its tenant's agent.
-			ConditionExpression:       aws.String("attribute_not_exists(PK) OR tenantId = :t"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":t": str(tenantID)},
-		}},
-	}})
-	failed, missing := cancelledByCondition(err)
-	switch {
-	case missing && failed[0] != 0:
-		return fmt.Errorf("delete agent %s: its credential is another tenant's: %w", agentID, domain.ErrConflict)
-	case err != nil && !missing:
-		return fmt.Errorf("delete agent %s: %w", agentID, err)
+	// exists, so no assignment is added from then on. The delete holds only while the agent is
+	// as read, so that it is counted as it was.
+	missing := false
+	for attempt := 0; ; attempt++ {
+		stored, found, err := s.getAgentItem(ctx, agentKey(tenantID, agentID))
+		if err != nil {
+			return fmt.Errorf("delete agent %s: %w", agentID, err)
+		}
+		if !found {
+			missing = true
+			break
+		}
+		old := stored.domain()
+		counts := newTally(tenantID)
+		counts.agent(&old, nil)
+		err = s.transact(ctx, append([]types.TransactWriteItem{
+			{Delete: &types.Delete{
+				TableName: &s.table, Key: agentKey(tenantID, agentID).av(),
+				ConditionExpression:       aws.String("#v = :v"),
+				ExpressionAttributeNames:  map[string]string{"#v": "version"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(old.Version)},
+			}},
+			{Delete: &types.Delete{
+				TableName: &s.table, Key: agentCredKey(agentID).av(),
+				// The credential is keyed by the agent ID alone; it goes only with its tenant's agent.
+				ConditionExpression:       aws.String("attribute_not_exists(PK) OR tenantId = :t"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":t": str(tenantID)},
+			}},
+		}, s.counterWrites(counts)...))
+		failed, cancelled := cancelledByCondition(err)
+		switch {
+		case cancelled && slices.Contains(failed, 1):
+			return fmt.Errorf("delete agent %s: its credential is another tenant's: %w", agentID, domain.ErrConflict)
+		case cancelled && attempt < 5:
+			continue // the agent changed (or went) since it was read
+		case cancelled:
+			return fmt.Errorf("delete agent %s: it kept changing: %w", agentID, domain.ErrConflict)
+		case err != nil:
+			return fmt.Errorf("delete agent %s: %w", agentID, err)
+		}
+		break
 	}
 	// Then its capacity item, and its assignments and slots, found through the agent's index of
 	// its policies.
 	keys := []key{capacityKey(tenantID, agentID)}
+	var slots []key
 	var cursor string
 	for {
 		policies, next, err := s.ListAgentPolicies(ctx, tenantID, agentID, Page{Limit: maxPageLimit, Cursor: cursor})
@@ -243,13 +358,16 @@ func (s *Store) DeleteAgent(ctx context.Context, tenantID, agentID string) error
 		for _, p := range policies {
 			keys = append(keys, assignmentKey(tenantID, p, agentID))
 			for _, k := range slotKinds {
-				keys = append(keys, slotKey(tenantID, p, agentID, k))
+				slots = append(slots, slotKey(tenantID, p, agentID, k))
 			}
 		}
 		if next == "" {
 			break
 		}
 		cursor = next
+	}
+	if err := s.deleteSlots(ctx, tenantID, slots); err != nil {
+		return fmt.Errorf("delete agent %s: %w", agentID, err)
 	}
 	if err := s.batchDelete(ctx, keys); err != nil {
 		return fmt.Errorf("delete agent %s: %w", agentID, err)

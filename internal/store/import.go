@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -12,24 +13,27 @@ import (
 )
 
 // Bulk is a fleet to import: agents, policies, their assignments with the assignments' slots,
-// and tasks, each naming its tenant.
+// tasks and runs, each naming its tenant.
 type Bulk struct {
 	Agents      []domain.Agent
 	Policies    []domain.Policy
 	Assignments []domain.Assignment
 	Slots       []domain.Slot
 	Tasks       []domain.Task
+	Runs        []domain.Run
 }
 
 // Import writes a fleet as it is given, 25 items per request and several requests at once. It
 // skips what the single-item methods check — validation, uniqueness, versions, that a policy's
 // repository or an assignment's agent exists — and replaces items that exist, so it is for
 // loading a known-good fleet in bulk (seeding a benchmark, restoring a copy), never for input.
-// Agents get their credential items and policies their name guards, so the result reads exactly
-// like a fleet built one call at a time. Each imported agent gets its capacity item, counted from
-// the imported tasks, so an agent's active tasks must come with it; an agent named only by
-// imported tasks gets an item that is not counted, which the scheduler recounts before it uses
-// it.
+// Agents get their credential items and policies their name guards, and the counters of every
+// tenant in the fleet are set to what the fleet holds, so the result reads exactly like a fleet
+// built one call at a time. Items of those tenants that the fleet does not hold are not counted:
+// after importing into a tenant that has others, run Recount. Each imported agent gets its
+// capacity item, counted from the imported tasks, so an agent's active tasks must come with it;
+// an agent named only by imported tasks gets an item that is not counted, which the scheduler
+// recounts before it uses it.
 func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 	var reqs []types.WriteRequest
 	put := func(item any) error {
@@ -79,6 +83,11 @@ func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 			return fmt.Errorf("import capacity of agent %s: %w", it.AgentID, err)
 		}
 	}
+	for _, r := range b.Runs {
+		if err := put(newRunItem(r, 1)); err != nil {
+			return fmt.Errorf("import run %s: %w", r.ID, err)
+		}
+	}
 
 	const perRequest = 25
 	chunks := (len(reqs) + perRequest - 1) / perRequest
@@ -111,6 +120,15 @@ func (s *Store) Import(ctx context.Context, b Bulk, concurrency int) error {
 	if err := errors.Join(all...); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
+	// The writes replaced items without knowing what they held, so the counters are set, not
+	// changed: to what the fleet holds, which costs two requests a tenant where a recount reads
+	// the whole tenant.
+	now := s.nowUTC()
+	for t, counts := range b.counts(now) {
+		if err := s.replaceCounters(ctx, t, counts, RunWindowStart(now).Add(-time.Hour)); err != nil {
+			return fmt.Errorf("import: counters of tenant %s: %w", t, err)
+		}
+	}
 	return nil
 }
 
@@ -136,6 +154,30 @@ func importedCapacities(b Bulk) []capacityItem {
 			imported[ref] = true
 			out = append(out, capacityItem{key: capacityKey(t.TenantID, t.AgentID), Entity: entityCapacity, TenantID: t.TenantID, AgentID: t.AgentID})
 		}
+	}
+	return out
+}
+
+// counts is what the fleet adds to each tenant's counters at now.
+func (b Bulk) counts(now time.Time) map[string]*tally {
+	out := map[string]*tally{}
+	of := func(t string) *tally {
+		if out[t] == nil {
+			out[t] = newTally(t)
+		}
+		return out[t]
+	}
+	for _, a := range b.Agents {
+		of(a.TenantID).agent(nil, &a)
+	}
+	for _, p := range b.Policies {
+		of(p.TenantID)
+	}
+	for _, sl := range b.Slots {
+		of(sl.TenantID).overdue(false, slotCounted(sl.Kind, sl.Overdue))
+	}
+	for _, r := range b.Runs {
+		of(r.TenantID).run(r.ID, "", r.Status, now)
 	}
 	return out
 }

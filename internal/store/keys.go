@@ -24,13 +24,16 @@ import (
 //	policy            TENANT#t              POLICY#p
 //	policy name guard TENANT#t              POLICYNAME#name
 //	assignment        TENANT#t#POLICY#p     AGENT#a             TENANT#t#AGENT#a#POLICIES / POLICY#p
-//	slot              TENANT#t#POLICY#p     SLOT#a#kind                                               DUE#shard / due#SLOT#t#p#a#kind
+//	slot              TENANT#t#POLICY#p     SLOT#a#kind         TENANT#t#OVERDUE / SLOT#p#a (overdue backups)  DUE#shard / due#SLOT#t#p#a#kind
 //	overdue check     TENANT#t#POLICY#p     OVERDUE#a#kind                                            DUE#shard / checkAt#OVERDUE#t#p#a#kind
 //	task              TENANT#t              TASK#id             TENANT#t#AGENT#a#TASKS / TASK#id      DUE#shard / due#TASK#t#id            TENANT#t#AGENT#a#ACTIVE / TASK#id
 //	run               TENANT#t              RUN#id              TENANT#t#AGENT#a#RUNS / RUN#id        TENANT#t#POLICY#p#RUNS / RUN#id
 //	log chunk         TENANT#t#RUN#r        LOG#seq
 //	snapshot          TENANT#t#AGENT#a      SNAP#time#id
 //	retry budget      TENANT#t#AGENT#a      RETRIES#hour        (one per agent and hour; TTL a day later)
+//	agent counters    TENANT#t              COUNTS#AGENTS       (counters.go explains the counters)
+//	overdue counter   TENANT#t              COUNTS#OVERDUE
+//	run counters      TENANT#t              COUNTS#RUNS#hour    (one per tenant and hour; TTL two days later)
 
 const (
 	skMeta          = "META"
@@ -111,6 +114,9 @@ func runPK(t, r string) string    { return tenantPK(t) + "#RUN#" + r }
 func slotSK(a string, k domain.SlotKind) string { return prefixSlot + a + "#" + string(k) }
 func logSK(seq int64) string                    { return fmt.Sprintf("%s%010d", prefixLog, seq) }
 
+// overdueSlotGSI1SK orders a tenant's overdue slots by policy, then agent.
+func overdueSlotGSI1SK(p, a string) string { return prefixSlot + p + "#" + a }
+
 // Secondary index partitions.
 func tenantAPIKeysGSI1(t string) string    { return tenantPK(t) + "#APIKEYS" }
 func tenantEnrollGSI1(t string) string     { return tenantPK(t) + "#ENROLL" }
@@ -119,6 +125,7 @@ func agentTasksGSI1(t, a string) string    { return agentPK(t, a) + "#TASKS" }
 func agentRunsGSI1(t, a string) string     { return agentPK(t, a) + "#RUNS" }
 func policyRunsGSI2(t, p string) string    { return policyPK(t, p) + "#RUNS" }
 func agentActiveGSI3(t, a string) string   { return agentPK(t, a) + "#ACTIVE" }
+func tenantOverdueGSI1(t string) string    { return tenantPK(t) + "#OVERDUE" }
 func dueGSI2(shard int) string             { return fmt.Sprintf("%s%d", prefixDue, shard) }
 
 // timeLayout is RFC 3339 in UTC with a fixed width, so that string order is time order.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -208,7 +209,7 @@ func (s *Store) DeletePolicy(ctx context.Context, tenantID, policyID string) err
 	for attempt := 0; ; attempt++ {
 		p, err := s.GetPolicy(ctx, tenantID, policyID)
 		if errors.Is(err, domain.ErrNotFound) {
-			if err := s.deletePartition(ctx, policyPK(tenantID, policyID)); err != nil {
+			if err := s.deletePartition(ctx, tenantID, policyPK(tenantID, policyID)); err != nil {
 				return fmt.Errorf("delete policy %s: %w", policyID, err)
 			}
 			return err
@@ -245,16 +246,17 @@ func (s *Store) DeletePolicy(ctx context.Context, tenantID, policyID string) err
 		// Then everything under the policy's partition: assignments, slots, overdue checks.
 		// Assign checks in its own transaction that the policy exists, so none is added from
 		// now on, and a consistent read sees every one added before.
-		if err := s.deletePartition(ctx, policyPK(tenantID, policyID)); err != nil {
+		if err := s.deletePartition(ctx, tenantID, policyPK(tenantID, policyID)); err != nil {
 			return fmt.Errorf("delete policy %s: %w", policyID, err)
 		}
 		return nil
 	}
 }
 
-// deletePartition deletes every item of a partition of the table.
-func (s *Store) deletePartition(ctx context.Context, pk string) error {
-	var keys []key
+// deletePartition deletes every item of one of a tenant's partitions. Slots in it go through
+// deleteSlots, so those marked overdue are counted off.
+func (s *Store) deletePartition(ctx context.Context, tenantID, pk string) error {
+	var keys, slots []key
 	in := &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("PK = :pk"),
@@ -272,12 +274,19 @@ func (s *Store) deletePartition(ctx context.Context, pk string) error {
 			if err := unmarshal(item, &k); err != nil {
 				return err
 			}
-			keys = append(keys, k)
+			if strings.HasPrefix(k.SK, prefixSlot) {
+				slots = append(slots, k)
+			} else {
+				keys = append(keys, k)
+			}
 		}
 		if out.LastEvaluatedKey == nil {
 			break
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	if err := s.deleteSlots(ctx, tenantID, slots); err != nil {
+		return err
 	}
 	return s.batchDelete(ctx, keys)
 }
@@ -305,41 +314,60 @@ func (s *Store) Assign(ctx context.Context, tenantID, policyID, agentID string, 
 	if err != nil {
 		return err
 	}
+	// Each slot write holds only while the slot is marked overdue as read, so that a change of
+	// the mark is counted; when a slot changed meanwhile, they are read again.
+	kinds := make([]key, len(slotKinds))
+	for i, k := range slotKinds {
+		kinds[i] = slotKey(tenantID, policyID, agentID, k)
+	}
 	exists := aws.String("attribute_exists(PK)")
-	items := []types.TransactWriteItem{
-		{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: policyKey(tenantID, policyID).av(), ConditionExpression: exists}},
-		{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: agentKey(tenantID, agentID).av(), ConditionExpression: exists}},
-		{Put: &types.Put{TableName: &s.table, Item: item}},
-	}
-	given := map[domain.SlotKind]bool{}
-	for _, sl := range slots {
-		sl.TenantID, sl.PolicyID, sl.AgentID = tenantID, policyID, agentID
-		given[sl.Kind] = true
-		m, err := marshal(newSlotItem(sl))
+	for attempt := 0; ; attempt++ {
+		stored, err := s.slotsCounted(ctx, kinds)
 		if err != nil {
-			return err
+			return fmt.Errorf("assign policy %s to agent %s: %w", policyID, agentID, err)
 		}
-		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: m}})
-	}
-	// Replacing means a kind the policy no longer schedules (its forget or check schedule was
-	// removed) loses its slot, or the scheduler would keep dispatching it.
-	for _, k := range slotKinds {
-		if !given[k] {
-			items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: slotKey(tenantID, policyID, agentID, k).av()}})
+		counts := newTally(tenantID)
+		items := []types.TransactWriteItem{
+			{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: policyKey(tenantID, policyID).av(), ConditionExpression: exists}},
+			{ConditionCheck: &types.ConditionCheck{TableName: &s.table, Key: agentKey(tenantID, agentID).av(), ConditionExpression: exists}},
+			{Put: &types.Put{TableName: &s.table, Item: item}},
 		}
-	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	if failed, ok := cancelledByCondition(err); ok {
-		what := "policy " + policyID
-		if failed[0] == 1 {
-			what = "agent " + agentID
+		given := map[domain.SlotKind]bool{}
+		for _, sl := range slots {
+			sl.TenantID, sl.PolicyID, sl.AgentID = tenantID, policyID, agentID
+			given[sl.Kind] = true
+			m, err := marshal(newSlotItem(sl))
+			if err != nil {
+				return err
+			}
+			k := slotKey(tenantID, policyID, agentID, sl.Kind)
+			items = append(items, slotWrite(types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: m}}, sl.Kind, stored[k], slotCounted(sl.Kind, sl.Overdue), counts))
 		}
-		return fmt.Errorf("assign: %s: %w", what, domain.ErrNotFound)
+		// Replacing means a kind the policy no longer schedules (its forget or check schedule was
+		// removed) loses its slot, or the scheduler would keep dispatching it.
+		for _, kind := range slotKinds {
+			if !given[kind] {
+				k := slotKey(tenantID, policyID, agentID, kind)
+				items = append(items, slotWrite(types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: k.av()}}, kind, stored[k], false, counts))
+			}
+		}
+		err = s.transact(ctx, append(items, s.counterWrites(counts)...))
+		if failed, ok := cancelledByCondition(err); ok {
+			switch {
+			case slices.Contains(failed, 0):
+				return fmt.Errorf("assign: policy %s: %w", policyID, domain.ErrNotFound)
+			case slices.Contains(failed, 1):
+				return fmt.Errorf("assign: agent %s: %w", agentID, domain.ErrNotFound)
+			case attempt < maxSlotTries:
+				continue
+			}
+			return fmt.Errorf("assign policy %s to agent %s: its slots kept changing: %w", policyID, agentID, domain.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("assign policy %s to agent %s: %w", policyID, agentID, err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("assign policy %s to agent %s: %w", policyID, agentID, err)
-	}
-	return nil
 }
 
 // validateSlots checks an assignment's slots: each of a known kind, at most one of each. A slot
@@ -374,7 +402,10 @@ func (s *Store) Unassign(ctx context.Context, tenantID, policyID, agentID string
 	for _, k := range slotKinds {
 		keys = append(keys, slotKey(tenantID, policyID, agentID, k))
 	}
-	return s.batchDelete(ctx, keys)
+	if err := s.deleteSlots(ctx, tenantID, keys); err != nil {
+		return fmt.Errorf("unassign policy %s from agent %s: %w", policyID, agentID, err)
+	}
+	return nil
 }
 
 // ListPolicyAgents lists the IDs of the agents a policy is assigned to.

@@ -192,7 +192,22 @@ func (s *Store) taskRunWrites(tenantID string, ti taskItem, ri *runItem, ch *Tas
 		}
 		items = append(items, types.TransactWriteItem{Update: u})
 	}
+	items = append(items, s.counterWrites(runChangeCounts(tenantID, ri, ch, now))...)
 	return items, nil
+}
+
+// runChangeCounts is what a change does to the run counters: the run that was read moves from
+// its status to the one written, and a new run counts with its status. Both may fall in one
+// hour's bucket, which the tally merges.
+func runChangeCounts(tenantID string, ri *runItem, ch *TaskRunChange, now time.Time) *tally {
+	counts := newTally(tenantID)
+	if ch.Run != nil && ri != nil {
+		counts.run(ri.ID, ri.Status, ch.Run.Status, now)
+	}
+	if ch.NewRun != nil {
+		counts.run(ch.NewRun.ID, "", ch.NewRun.Status, now)
+	}
+	return counts
 }
 
 // retryItem counts the retries an agent used in one hour; DynamoDB removes it a day later.
@@ -235,21 +250,43 @@ func (s *Store) RetriesThisHour(ctx context.Context, tenantID, agentID string, a
 }
 
 // MarkSlotSucceeded records that a policy×agent slot's task succeeded at at: the slot's last
-// success moves forward (never back) and it is no longer overdue. A slot that no longer exists
-// (the policy was unassigned) or already knows of a later success is left alone, so the call
-// can be repeated.
+// success moves forward (never back) and it is no longer overdue (nor counted so). A slot that
+// no longer exists (the policy was unassigned) or already knows of a later success is left
+// alone, so the call can be repeated.
 func (s *Store) MarkSlotSucceeded(ctx context.Context, tenantID, policyID, agentID string, kind domain.SlotKind, at time.Time) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       slotKey(tenantID, policyID, agentID, kind).av(),
-		UpdateExpression:          aws.String("SET lastSuccessAt = :at REMOVE overdue"),
-		ConditionExpression:       aws.String("attribute_exists(PK) AND (attribute_not_exists(lastSuccessAt) OR lastSuccessAt < :at)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":at": str(fmtTime(at))},
-	})
-	if err != nil && !conditionFailed(err) {
-		return fmt.Errorf("mark slot %s/%s/%s succeeded: %w", policyID, agentID, kind, err)
+	k := slotKey(tenantID, policyID, agentID, kind)
+	// Most slots that succeed were not overdue: that is tried first, and needs no counter.
+	marked := false
+	for attempt := 0; attempt < maxSlotTries; attempt++ {
+		counted, values := slotCountedAs(marked)
+		values[":at"] = str(fmtTime(at))
+		counts := newTally(tenantID)
+		counts.overdue(slotCounted(kind, marked), false)
+		failed, err := s.writeCounted(ctx, types.TransactWriteItem{Update: &types.Update{
+			TableName:                 &s.table,
+			Key:                       k.av(),
+			UpdateExpression:          aws.String("SET lastSuccessAt = :at REMOVE " + overdueIndexRemove),
+			ConditionExpression:       aws.String("attribute_exists(PK) AND (attribute_not_exists(lastSuccessAt) OR lastSuccessAt < :at) AND " + counted),
+			ExpressionAttributeValues: values,
+		}}, counts)
+		if err != nil {
+			return fmt.Errorf("mark slot %s/%s/%s succeeded: %w", policyID, agentID, kind, err)
+		}
+		if !failed {
+			return nil
+		}
+		sl, err := s.GetSlot(ctx, tenantID, policyID, agentID, kind)
+		switch {
+		case errors.Is(err, domain.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case sl.LastSuccessAt != nil && !sl.LastSuccessAt.Before(at):
+			return nil // it knows of this success or a later one
+		}
+		marked = sl.Overdue
 	}
-	return nil
+	return fmt.Errorf("mark slot %s/%s/%s succeeded: the slot kept changing: %w", policyID, agentID, kind, domain.ErrConflict)
 }
 
 // ReplaceSnapshots records an agent's complete inventory of one repository: the reported

@@ -107,7 +107,8 @@ func TestWritesWhoseAnswerWasLostAreNotReportedAsLost(t *testing.T) {
 	loser.next("UpdateItem")
 	assert.Equal(t, []error{nil}, flaky.MarkTasksQueued(f.ctx, []domain.Task{pending}), "MarkTasksQueued")
 
-	loser.next("UpdateItem")
+	// Going offline is counted, so it is a transaction with the tenant's agent counters.
+	loser.next("TransactWriteItems")
 	offline, err := flaky.SetAgentOffline(f.ctx, updated, f.now)
 	require.NoError(t, err)
 	assert.True(t, offline, "SetAgentOffline: this writer took the agent offline")

@@ -55,8 +55,21 @@ func (s *Store) CreateRun(ctx context.Context, tenantID string, r domain.Run) (d
 	if bad != nil {
 		return domain.Run{}, &domain.ValidationError{Fields: bad}
 	}
-	if err := s.putNew(ctx, newRunItem(r, 1)); err != nil {
+	m, err := marshal(newRunItem(r, 1))
+	if err != nil {
+		return domain.Run{}, err
+	}
+	write := stamp(m)
+	counts := newTally(tenantID)
+	counts.run(r.ID, "", r.Status, s.nowUTC())
+	failed, err := s.writeCounted(ctx, types.TransactWriteItem{Put: &types.Put{
+		TableName: &s.table, Item: m, ConditionExpression: aws.String("attribute_not_exists(PK)"),
+	}}, counts)
+	switch {
+	case err != nil:
 		return domain.Run{}, fmt.Errorf("create run: %w", err)
+	case failed && !s.landed(ctx, keyOf(m), write):
+		return domain.Run{}, fmt.Errorf("create run: %w", domain.ErrConflict)
 	}
 	return r, nil
 }
@@ -87,16 +100,20 @@ func (s *Store) UpdateRun(ctx context.Context, tenantID, runID string, change fu
 		if err != nil {
 			return domain.Run{}, err
 		}
-		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		counts := newTally(tenantID)
+		counts.run(runID, it.Status, r.Status, s.nowUTC())
+		failed, err := s.writeCounted(ctx, types.TransactWriteItem{Put: &types.Put{
 			TableName: &s.table, Item: m,
 			ConditionExpression:       aws.String("rev = :rev"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(it.Rev)},
-		})
-		if conditionFailed(err) && attempt < 10 {
-			continue
-		}
-		if err != nil {
+		}}, counts)
+		switch {
+		case err != nil:
 			return domain.Run{}, fmt.Errorf("update run %s: %w", runID, err)
+		case failed && attempt < 10:
+			continue
+		case failed:
+			return domain.Run{}, fmt.Errorf("update run %s: it kept changing: %w", runID, domain.ErrConflict)
 		}
 		return r, nil
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -392,9 +394,10 @@ func checkUnchanged(c OverdueCheck) (string, map[string]types.AttributeValue) {
 }
 
 // AnnounceOverdue marks the slot c watches overdue and the check announced, to be looked at
-// again at recheckAt, in one transaction. It reports false, changing nothing, when the check
-// was announced already, watches another run by now, or the slot recorded a success other than
-// lastSuccess since it was read: so of two schedulers looking at the same check, one announces.
+// again at recheckAt, in one transaction that also counts the slot as overdue (and puts it in
+// its tenant's overdue index). It reports false, changing nothing, when the check was announced
+// already, watches another run by now, or the slot recorded a success other than lastSuccess
+// since it was read: so of two schedulers looking at the same check, one announces.
 func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess *time.Time, recheckAt time.Time) (bool, error) {
 	slotCond := "attribute_exists(PK) AND attribute_not_exists(lastSuccessAt)"
 	slotValues := map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}}
@@ -402,30 +405,75 @@ func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess
 		slotCond = "lastSuccessAt = :ls"
 		slotValues[":ls"] = str(fmtTime(*lastSuccess))
 	}
+	set := "SET overdue = :true"
+	if slotCounted(c.Kind, true) {
+		index, values := overdueIndexSet(c.TenantID, c.PolicyID, c.AgentID)
+		set += ", " + index
+		maps.Copy(slotValues, values)
+	}
 	next := c
 	next.CheckAt, next.Announced = recheckAt, true
 	check := s.overdueCheckUpdate(next, false)
 	cond, values := checkUnchanged(c)
 	check.ConditionExpression = aws.String(cond + " AND attribute_not_exists(announced)")
-	for k, v := range values {
-		check.ExpressionAttributeValues[k] = v
+	maps.Copy(check.ExpressionAttributeValues, values)
+	write := newWriteID()
+	*check.UpdateExpression += ", #w = :w"
+	check.ExpressionAttributeNames["#w"], check.ExpressionAttributeValues[":w"] = attrWrite, str(write)
+	sk := slotKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind)
+	// The slot is normally not marked yet (a success clears the mark, and a check ends only
+	// after one), so that is tried first; a slot marked already is marked again without being
+	// counted twice.
+	marked := false
+	for attempt := 0; attempt < maxSlotTries; attempt++ {
+		counted, countedValues := slotCountedAs(marked)
+		values := maps.Clone(slotValues)
+		maps.Copy(values, countedValues)
+		counts := newTally(c.TenantID)
+		counts.overdue(slotCounted(c.Kind, marked), slotCounted(c.Kind, true))
+		err := s.transact(ctx, append([]types.TransactWriteItem{
+			{Update: &types.Update{
+				TableName: &s.table, Key: sk.av(),
+				UpdateExpression:          aws.String(set),
+				ConditionExpression:       aws.String(slotCond + " AND " + counted),
+				ExpressionAttributeValues: values,
+			}},
+			{Update: check},
+		}, s.counterWrites(counts)...))
+		failed, ok := cancelledByCondition(err)
+		if !ok {
+			if err != nil {
+				return false, fmt.Errorf("announce slot %s/%s/%s overdue: %w", c.PolicyID, c.AgentID, c.Kind, err)
+			}
+			return true, nil
+		}
+		if s.landed(ctx, check.Key, write) {
+			// An earlier attempt of this very announcement, whose answer was lost, made it.
+			return true, nil
+		}
+		if !slices.Equal(failed, []int{0}) {
+			return false, nil // the check moved on, or it and the slot both did
+		}
+		sl, err := s.GetSlot(ctx, c.TenantID, c.PolicyID, c.AgentID, c.Kind)
+		switch {
+		case errors.Is(err, domain.ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("announce slot %s/%s/%s overdue: %w", c.PolicyID, c.AgentID, c.Kind, err)
+		case sl.Overdue == marked || !sameTime(sl.LastSuccessAt, lastSuccess):
+			return false, nil // not the mark: the slot succeeded since it was read
+		}
+		marked = sl.Overdue
 	}
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName: &s.table, Key: slotKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind).av(),
-			UpdateExpression:          aws.String("SET overdue = :true"),
-			ConditionExpression:       aws.String(slotCond),
-			ExpressionAttributeValues: slotValues,
-		}},
-		{Update: check},
-	}})
-	if _, ok := cancelledByCondition(err); ok {
-		return false, nil
+	return false, fmt.Errorf("announce slot %s/%s/%s overdue: the slot kept changing: %w", c.PolicyID, c.AgentID, c.Kind, domain.ErrConflict)
+}
+
+// sameTime reports whether two optional times are both absent or equal.
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("announce slot %s/%s/%s overdue: %w", c.PolicyID, c.AgentID, c.Kind, err)
-	}
-	return true, nil
+	return a.Equal(*b)
 }
 
 // RecheckOverdue moves an announced check to look again at recheckAt, unless it watches
@@ -452,14 +500,42 @@ func (s *Store) RecheckOverdue(ctx context.Context, c OverdueCheck, recheckAt ti
 // whether it removed it; a check that watches another run by now is left, and of two schedulers
 // ending the same check, one removes it. When announced is true, only a check that had been
 // announced is removed, so the caller that removes it announces the recovery once.
+//
+// A check that was announced marked its slot overdue; a slot that still has the mark when the
+// check ends (the scheduler found it on time again without a success, or its policy was
+// disabled) loses it in the same transaction, and is counted off.
 func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced bool) (bool, error) {
+	checkKey := overdueCheckKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind).av()
+	if c.Announced || announced {
+		cond, values := checkUnchanged(c)
+		values[":true"] = &types.AttributeValueMemberBOOL{Value: true}
+		marked, markedValues := slotCountedAs(true)
+		counts := newTally(c.TenantID)
+		counts.overdue(slotCounted(c.Kind, true), false)
+		err := s.transact(ctx, append([]types.TransactWriteItem{
+			{Delete: &types.Delete{TableName: &s.table, Key: checkKey, ConditionExpression: aws.String(cond + " AND announced = :true"), ExpressionAttributeValues: values}},
+			{Update: &types.Update{
+				TableName: &s.table, Key: slotKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind).av(),
+				UpdateExpression:    aws.String("REMOVE " + overdueIndexRemove),
+				ConditionExpression: aws.String(marked), ExpressionAttributeValues: markedValues,
+			}},
+		}, s.counterWrites(counts)...))
+		if err == nil {
+			return true, nil
+		}
+		if _, ok := cancelledByCondition(err); !ok {
+			return false, fmt.Errorf("end overdue check of slot %s/%s/%s: %w", c.PolicyID, c.AgentID, c.Kind, err)
+		}
+		// The slot has no mark (a success cleared it) or is gone, or the check is not as read:
+		// removing the check alone decides.
+	}
 	cond, values := checkUnchanged(c)
 	if announced {
 		cond += " AND announced = :true"
 		values[":true"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
 	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: &s.table, Key: overdueCheckKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind).av(),
+		TableName: &s.table, Key: checkKey,
 		ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
 	})
 	if conditionFailed(err) {
@@ -476,7 +552,11 @@ func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced b
 // false, changing nothing, when the agent changed since it was read (a heartbeat came in, or
 // another scheduler took it offline first), so of two schedulers, one makes the change.
 func (s *Store) SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time) (bool, error) {
-	return s.updateAgentIfUnchanged(ctx, a,
+	off := a
+	off.Status = domain.AgentOffline
+	counts := newTally(a.TenantID)
+	counts.agent(&a, &off)
+	return s.updateAgentIfUnchanged(ctx, a, counts,
 		"#status = :offline, offlineSince = :at", resources.AttrGSI2PK+", "+resources.AttrGSI2SK,
 		map[string]string{"#status": "status"},
 		map[string]types.AttributeValue{":offline": str(string(domain.AgentOffline)), ":at": str(fmtTime(now))})
@@ -492,16 +572,17 @@ func (s *Store) ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, er
 	if it.GSI2PK == "" {
 		return false, fmt.Errorf("clear offline mark of agent %s: the agent is not online", a.ID)
 	}
-	return s.updateAgentIfUnchanged(ctx, a,
+	return s.updateAgentIfUnchanged(ctx, a, nil,
 		resources.AttrGSI2PK+" = :gpk, "+resources.AttrGSI2SK+" = :gsk", "offlineSince",
 		nil, map[string]types.AttributeValue{":gpk": str(it.GSI2PK), ":gsk": str(it.GSI2SK)})
 }
 
 // updateAgentIfUnchanged sets and removes attributes of an agent whose stored version is still
 // a's, moving it to the next version. It reports false, changing nothing, when the version moved
-// on. Unlike UpdateAgent it writes only what changes, in one request, and a writer that lost
-// never takes the winner's write for its own.
-func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, set, remove string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
+// on. Unlike UpdateAgent it writes only what changes, in one request (in a transaction with the
+// counters when counts changes them: the version condition holds the agent to a, so counts is
+// the change from a), and a writer that lost never takes the winner's write for its own.
+func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, counts *tally, set, remove string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
 	expr := "SET " + set + ", #version = #version + :one, updatedAt = :now, #w = :w"
 	if remove != "" {
 		expr += " REMOVE " + remove
@@ -513,14 +594,29 @@ func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, set,
 	write := newWriteID()
 	values[":read"], values[":one"], values[":now"], values[":w"] = num(a.Version), num(1), str(fmtTime(s.nowUTC())), str(write)
 	k := agentKey(a.TenantID, a.ID).av()
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       k,
-		UpdateExpression:          aws.String(expr),
-		ConditionExpression:       aws.String("#version = :read"),
-		ExpressionAttributeNames:  allNames,
-		ExpressionAttributeValues: values,
-	})
+	var err error
+	if counts == nil || counts.empty() {
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 &s.table,
+			Key:                       k,
+			UpdateExpression:          aws.String(expr),
+			ConditionExpression:       aws.String("#version = :read"),
+			ExpressionAttributeNames:  allNames,
+			ExpressionAttributeValues: values,
+		})
+	} else {
+		err = s.transact(ctx, append([]types.TransactWriteItem{{Update: &types.Update{
+			TableName:                 &s.table,
+			Key:                       k,
+			UpdateExpression:          aws.String(expr),
+			ConditionExpression:       aws.String("#version = :read"),
+			ExpressionAttributeNames:  allNames,
+			ExpressionAttributeValues: values,
+		}}}, s.counterWrites(counts)...))
+		if _, ok := cancelledByCondition(err); ok {
+			return s.landed(ctx, k, write), nil
+		}
+	}
 	if conditionFailed(err) {
 		// Lost, unless an earlier attempt of this very update, whose answer was lost, made it:
 		// then this writer made the change and must report it, or nobody would.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,9 +15,12 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/resources"
 )
 
-// slotItem is a schedule slot. It is in the due index only while it has a next run time.
+// slotItem is a schedule slot. It is in the due index only while it has a next run time, and
+// in its tenant's overdue index only while it counts as overdue (slotCounted).
 type slotItem struct {
 	key
+	GSI1PK string `json:"GSI1PK,omitempty"`
+	GSI1SK string `json:"GSI1SK,omitempty"`
 	GSI2PK string `json:"GSI2PK,omitempty"`
 	GSI2SK string `json:"GSI2SK,omitempty"`
 	Entity string `json:"entity"`
@@ -34,7 +38,106 @@ func newSlotItem(sl domain.Slot) slotItem {
 		it.GSI2PK = dueGSI2(shardOf(sl.TenantID, sl.PolicyID, sl.AgentID, string(sl.Kind)))
 		it.GSI2SK = slotDueSK(sl.TenantID, sl.PolicyID, sl.AgentID, sl.Kind, *sl.NextRunAt)
 	}
+	if slotCounted(sl.Kind, sl.Overdue) {
+		it.GSI1PK, it.GSI1SK = tenantOverdueGSI1(sl.TenantID), overdueSlotGSI1SK(sl.PolicyID, sl.AgentID)
+	}
 	return it
+}
+
+// overdueIndexSet is the update clause that puts a slot into its tenant's overdue index, with
+// its values.
+func overdueIndexSet(tenantID, policyID, agentID string) (string, map[string]types.AttributeValue) {
+	return resources.AttrGSI1PK + " = :opk, " + resources.AttrGSI1SK + " = :osk", map[string]types.AttributeValue{
+		":opk": str(tenantOverdueGSI1(tenantID)), ":osk": str(overdueSlotGSI1SK(policyID, agentID)),
+	}
+}
+
+// overdueIndexRemove is the update clause that takes a slot out of the overdue index.
+const overdueIndexRemove = "overdue, " + resources.AttrGSI1PK + ", " + resources.AttrGSI1SK
+
+// slotsCounted reads which of the slots at keys exist and, for each, whether it counts as
+// overdue.
+func (s *Store) slotsCounted(ctx context.Context, keys []key) (map[key]bool, error) {
+	out := make(map[key]bool, len(keys))
+	err := s.batchGet(ctx, keys, func(m map[string]types.AttributeValue) error {
+		var it slotItem
+		if err := unmarshal(m, &it); err != nil {
+			return err
+		}
+		out[it.key] = slotCounted(it.Kind, it.Overdue)
+		return nil
+	})
+	return out, err
+}
+
+// slotWrite makes a write of a slot hold only while the slot is counted as overdue as it was
+// read (was), and counts the difference to counted on counts. Only backup slots count.
+func slotWrite(w types.TransactWriteItem, kind domain.SlotKind, was, counted bool, counts *tally) types.TransactWriteItem {
+	if kind != domain.SlotBackup {
+		return w
+	}
+	cond, values := slotCountedAs(was)
+	switch {
+	case w.Put != nil:
+		w.Put.ConditionExpression, w.Put.ExpressionAttributeValues = aws.String(cond), values
+	case w.Delete != nil:
+		w.Delete.ConditionExpression, w.Delete.ExpressionAttributeValues = aws.String(cond), values
+	}
+	counts.overdue(was, counted)
+	return w
+}
+
+// maxSlotTries bounds how often a slot write is read and tried again after the slot changed.
+const maxSlotTries = 5
+
+// deleteSlots deletes the slots at keys (missing ones are skipped), counting those marked
+// overdue off the tenant's counter. Each delete holds only while the slot is marked as read, in
+// transactions of up to 99 deletes and the counter; the slots of a transaction cancelled because
+// one of them changed meanwhile are read and deleted again.
+func (s *Store) deleteSlots(ctx context.Context, tenantID string, keys []key) error {
+	for attempt := 0; len(keys) > 0; attempt++ {
+		if attempt >= maxSlotTries {
+			return fmt.Errorf("delete slots: %d kept changing: %w", len(keys), domain.ErrConflict)
+		}
+		stored, err := s.slotsCounted(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("delete slots: %w", err)
+		}
+		// A transaction may name an item once: a key named twice is deleted once.
+		present := make([]key, 0, len(stored))
+		seen := make(map[key]bool, len(stored))
+		for _, k := range keys {
+			if _, ok := stored[k]; ok && !seen[k] {
+				seen[k] = true
+				present = append(present, k)
+			}
+		}
+		var retry []key
+		for start := 0; start < len(present); start += maxTransactionActions - 1 {
+			chunk := present[start:min(start+maxTransactionActions-1, len(present))]
+			counts := newTally(tenantID)
+			items := make([]types.TransactWriteItem, 0, len(chunk)+1)
+			for _, k := range chunk {
+				kind := slotKindOf(k.SK)
+				items = append(items, slotWrite(types.TransactWriteItem{Delete: &types.Delete{TableName: &s.table, Key: k.av()}}, kind, stored[k], false, counts))
+			}
+			err := s.transact(ctx, append(items, s.counterWrites(counts)...))
+			if _, ok := cancelledByCondition(err); ok {
+				retry = append(retry, chunk...)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("delete slots: %w", err)
+			}
+		}
+		keys = retry
+	}
+	return nil
+}
+
+// slotKindOf returns the kind of slot a slot's sort key names.
+func slotKindOf(sk string) domain.SlotKind {
+	return domain.SlotKind(sk[strings.LastIndexByte(sk, '#')+1:])
 }
 
 // GetSlot reads one schedule slot.
@@ -55,17 +158,31 @@ func (s *Store) ListPolicySlots(ctx context.Context, tenantID, policyID string, 
 	return slots, next, nil
 }
 
-// PutSlot writes a slot as it is, replacing what was stored.
+// PutSlot writes a slot as it is, replacing what was stored, and counts a change of its overdue
+// mark.
 func (s *Store) PutSlot(ctx context.Context, tenantID string, sl domain.Slot) error {
 	sl.TenantID = tenantID
 	m, err := marshal(newSlotItem(sl))
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: m}); err != nil {
-		return fmt.Errorf("put slot: %w", err)
+	k := slotKey(tenantID, sl.PolicyID, sl.AgentID, sl.Kind)
+	for attempt := 0; attempt < maxSlotTries; attempt++ {
+		stored, err := s.slotsCounted(ctx, []key{k})
+		if err != nil {
+			return fmt.Errorf("put slot: %w", err)
+		}
+		counts := newTally(tenantID)
+		w := slotWrite(types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: m}}, sl.Kind, stored[k], slotCounted(sl.Kind, sl.Overdue), counts)
+		failed, err := s.writeCounted(ctx, w, counts)
+		if err != nil {
+			return fmt.Errorf("put slot: %w", err)
+		}
+		if !failed {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("put slot: it kept changing: %w", domain.ErrConflict)
 }
 
 // Due is one entry of the due index: a slot whose next run time has come, a task the scheduler

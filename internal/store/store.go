@@ -186,30 +186,6 @@ func (s *Store) landed(ctx context.Context, k map[string]types.AttributeValue, w
 	return ok && got.Value == write
 }
 
-// putVersioned replaces an item only when its stored version is want; a different stored
-// version is domain.ErrConflict and a missing item domain.ErrNotFound.
-func (s *Store) putVersioned(ctx context.Context, k key, item any, want int64) error {
-	m, err := marshal(item)
-	if err != nil {
-		return err
-	}
-	write := stamp(m)
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 &s.table,
-		Item:                      m,
-		ConditionExpression:       aws.String("attribute_exists(PK) AND #v = :v"),
-		ExpressionAttributeNames:  map[string]string{"#v": "version"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(want)},
-	})
-	if conditionFailed(err) {
-		if s.landed(ctx, keyOf(m), write) {
-			return nil
-		}
-		return s.missingOr(ctx, k, domain.ErrConflict)
-	}
-	return err
-}
-
 // missingOr tells a failed condition on a missing item (ErrNotFound) from one on an item that
 // exists but did not match (otherwise).
 func (s *Store) missingOr(ctx context.Context, k key, otherwise error) error {

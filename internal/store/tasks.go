@@ -288,18 +288,3 @@ func (s *Store) commitTask(ctx context.Context, w types.TransactWriteItem, k map
 	}
 	return err
 }
-
-// transact runs one transaction. When DynamoDB cancels it because another transaction on one of
-// its items was in progress, which decides nothing, it tries again a few times after a pause; a
-// cancellation for a failed condition is returned at once.
-func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) error {
-	for attempt := 0; ; attempt++ {
-		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		if _, failed := cancelledByCondition(err); failed || cancelReasons(err) == nil || attempt >= maxConflictTries {
-			return err
-		}
-		if werr := sleepBackoff(ctx, attempt); werr != nil {
-			return werr
-		}
-	}
-}

@@ -30,12 +30,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/restic-monitor/restic-monitor/events"
+	"github.com/restic-monitor/restic-monitor/internal/awscount"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/localaws"
@@ -91,48 +90,6 @@ func main() {
 		results = append(results, res...)
 	}
 	printResults(os.Stdout, results)
-}
-
-// counter counts the requests that reach the wire (every attempt, retries included), by
-// service and operation.
-type counter struct {
-	mu sync.Mutex
-	n  map[string]int
-	// busy sums the time requests of each operation took.
-	busy map[string]time.Duration
-}
-
-func (c *counter) reset() {
-	c.mu.Lock()
-	c.n, c.busy = map[string]int{}, map[string]time.Duration{}
-	c.mu.Unlock()
-}
-
-func (c *counter) snapshot() (map[string]int, map[string]time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := make(map[string]int, len(c.n))
-	busy := make(map[string]time.Duration, len(c.busy))
-	for k, v := range c.n {
-		n[k], busy[k] = v, c.busy[k]
-	}
-	return n, busy
-}
-
-// addTo installs the counter on an SDK client's middleware stack, after the retry middleware so
-// that each attempt counts.
-func (c *counter) addTo(stack *middleware.Stack) error {
-	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("countRequests",
-		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			op := awsmiddleware.GetServiceID(ctx) + " " + awsmiddleware.GetOperationName(ctx)
-			began := time.Now()
-			out, md, err := next.HandleFinalize(ctx, in)
-			c.mu.Lock()
-			c.n[op]++
-			c.busy[op] += time.Since(began)
-			c.mu.Unlock()
-			return out, md, err
-		}), middleware.After)
 }
 
 // discard is an Emitter that counts and drops events.
@@ -218,10 +175,9 @@ func (b *bench) run(ctx context.Context, shares []float64) ([]result, error) {
 		b.agents, b.items(), seed.Round(time.Millisecond), len(b.queues), queues.Round(time.Millisecond))
 
 	// The scheduler's own clients count their requests.
-	var count counter
-	count.reset()
-	tickDB := dynamodb.NewFromConfig(b.cfg, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, count.addTo) })
-	tickSQS := sqs.NewFromConfig(b.cfg, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, count.addTo) })
+	var count awscount.Counter
+	tickDB := dynamodb.NewFromConfig(b.cfg, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, count.AddTo) })
+	tickSQS := sqs.NewFromConfig(b.cfg, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, count.AddTo) })
 	tickStore := store.New(tickDB, b.table)
 	qm := queue.New(tickSQS, names)
 	var out []result
@@ -233,7 +189,7 @@ func (b *bench) run(ctx context.Context, shares []float64) ([]result, error) {
 			Emitter: &discard{},
 			Log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		}
-		count.reset()
+		count.Reset()
 		began := time.Now()
 		sum, err := s.Tick(ctx, now)
 		wall := time.Since(began)
@@ -251,7 +207,7 @@ func (b *bench) run(ctx context.Context, shares []float64) ([]result, error) {
 		if sum.Errors > 0 || sum.Claimed+waiting != dueSlots || sum.Dispatched != sum.Claimed {
 			return nil, fmt.Errorf("tick at %s did not handle its due work: %d due slots, summary %+v", now, dueSlots, sum)
 		}
-		requests, busy := count.snapshot()
+		requests, busy := count.Snapshot()
 		out = append(out, result{
 			agents: b.agents, policies: len(b.fleet.Policies), assignments: len(b.fleet.Assignments), slots: len(b.fleet.Slots),
 			seed: seed, queues: queues, share: shares[i], dueSlots: dueSlots, sum: sum, requests: requests, busy: busy, wall: wall,
