@@ -233,7 +233,7 @@ func (s *Service) SweepTenant(ctx context.Context, tenantID string) (store.Remov
 		return removed, err
 	}
 	n, _, err := s.deleteTenantQueues(ctx, tenantID, time.Time{})
-	removed[removedQueues] += int64(n)
+	removed.Add(store.Removed{removedQueues: int64(n)})
 	if err != nil {
 		return removed, err
 	}

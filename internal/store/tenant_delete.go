@@ -51,10 +51,12 @@ type TenantDeletion struct {
 // Items of a kind the deletion does not know count under their "entity", or as "other".
 type Removed map[string]int64
 
-// Add adds the counts of o.
+// Add adds the counts of o; a kind with nothing removed stays out.
 func (r Removed) Add(o Removed) {
 	for k, v := range o {
-		r[k] += v
+		if v != 0 {
+			r[k] += v
+		}
 	}
 }
 
