@@ -1,7 +1,7 @@
 // Package fleet carries out what operators ask of their fleet when it takes more than one store
 // call: issuing credentials, updating and deleting agents (with their queues), planning a
 // policy's schedule slots on its agents and re-planning them when the policy changes, running a
-// task now, cancelling one, and summing up a tenant for a dashboard. The tenant API and rmctl
+// task now, cancelling one, summing up a tenant for a dashboard, and deleting a whole tenant. The tenant API and rmctl
 // call it; it speaks domain types and sentinel errors only.
 package fleet
 
