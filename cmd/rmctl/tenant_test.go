@@ -132,6 +132,6 @@ func TestTenantDeleteDirectlyAgainstTheTableAndQueues(t *testing.T) {
 	var globex deletionOut
 	c.ok(&globex, "tenant", "delete", "--confirm", "globex", "--direct", "--no-wait")
 	assert.Equal(t, "deleting", globex.Status)
-	assert.Equal(t, int64(1), globex.Removed["agents"])
+	assert.Equal(t, int64(1), globex.Removed["agentCredentials"])
 	assert.Equal(t, int64(1), globex.Removed["queues"], "the queue of agent %s", globexAgent)
 }

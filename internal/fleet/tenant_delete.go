@@ -76,11 +76,12 @@ func withEarliestFinish(d store.TenantDeletion) store.TenantDeletion {
 // Every pass works in the same order, and each step removes what it finds, so a pass that stops
 // — its time is up, a request failed, its process died — leaves what the next pass finds:
 //
-//  1. the enrollment tokens and agent credentials, so no host enrolls and no agent authenticates;
+//  1. the enrollment tokens, then (on the first pass, and whenever a token turned up since) the
+//     agent credentials, so no host enrolls and no agent authenticates;
 //  2. the agent queues, found by their names;
-//  3. every item of the tenant's partitions (store.DeleteTenantData);
-//  4. once TenantDeletionSettle has passed since step 1 finished, the API keys and then the
-//     tenant item, which ends the deletion.
+//  3. every item of the tenant's partitions but its agents and policies (store.DeleteTenantData);
+//  4. once TenantDeletionSettle has passed since the credentials went, the same for the agents
+//     and policies too, then the API keys and last the tenant item, which ends the deletion.
 //
 // Only one pass works on a tenant at a time; another that finds it at work returns the state
 // it reads. The result is the deletion's state after the pass: Status deleted when it ended.
@@ -115,13 +116,26 @@ func (s *Service) ContinueTenantDeletion(ctx context.Context, tenantID string, u
 		return withEarliestFinish(d), err
 	}
 
+	// The tokens are looked for on every pass: one created by a request in flight when the
+	// deletion began would let a host enroll. Finding one means looking at the agents'
+	// credentials again, and waiting again for what their holders may have in flight.
+	tokens, done, err := s.Store.DeleteTenantEnrollmentTokens(ctx, tenantID, until)
+	if len(tokens) > 0 {
+		d.CredentialsRemovedAt = nil
+	}
+	if rerr := record(tokens); err == nil {
+		err = rerr
+	}
+	if err != nil || !done {
+		return stopped(err)
+	}
 	if d.CredentialsRemovedAt == nil {
-		removed, done, err := s.Store.DeleteTenantCredentials(ctx, tenantID, until)
+		creds, done, err := s.Store.DeleteTenantAgentCredentials(ctx, tenantID, until)
 		if done && err == nil {
 			at := s.now()
 			d.CredentialsRemovedAt = &at
 		}
-		if rerr := record(removed); err == nil {
+		if rerr := record(creds); err == nil {
 			err = rerr
 		}
 		if err != nil || !done {
@@ -137,13 +151,15 @@ func (s *Service) ContinueTenantDeletion(ctx context.Context, tenantID string, u
 		return stopped(err)
 	}
 
-	done, err = s.Store.DeleteTenantData(ctx, tenantID, until, record)
+	// Only a pass that began once everything in flight has ended removes the agents and
+	// policies, which lead to what such a request may still add, and then the rest.
+	final := !start.Before(d.CredentialsRemovedAt.Add(TenantDeletionSettle))
+	done, err = s.Store.DeleteTenantData(ctx, tenantID, store.DataDeletion{Until: until, Final: final, Progress: record})
 	if err != nil || !done {
 		return stopped(err)
 	}
-
-	if start.Before(d.CredentialsRemovedAt.Add(TenantDeletionSettle)) {
-		log.InfoContext(ctx, "tenant deletion waits for in-flight requests to end", "removed", d.Removed)
+	if !final {
+		log.InfoContext(ctx, "tenant deletion waits for requests in flight to end", "removed", d.Removed)
 		return stopped(nil)
 	}
 	keys, err := s.Store.DeleteTenantAPIKeys(ctx, tenantID)
@@ -227,7 +243,12 @@ func (s *Service) SweepTenant(ctx context.Context, tenantID string) (store.Remov
 	case !errors.Is(err, domain.ErrNotFound):
 		return removed, err
 	}
-	creds, _, err := s.Store.DeleteTenantCredentials(ctx, tenantID, time.Time{})
+	tokens, _, err := s.Store.DeleteTenantEnrollmentTokens(ctx, tenantID, time.Time{})
+	removed.Add(tokens)
+	if err != nil {
+		return removed, err
+	}
+	creds, _, err := s.Store.DeleteTenantAgentCredentials(ctx, tenantID, time.Time{})
 	removed.Add(creds)
 	if err != nil {
 		return removed, err
@@ -237,7 +258,7 @@ func (s *Service) SweepTenant(ctx context.Context, tenantID string) (store.Remov
 	if err != nil {
 		return removed, err
 	}
-	if _, err := s.Store.DeleteTenantData(ctx, tenantID, time.Time{}, func(r store.Removed) error { removed.Add(r); return nil }); err != nil {
+	if _, err := s.Store.DeleteTenantData(ctx, tenantID, store.DataDeletion{Final: true, Progress: func(r store.Removed) error { removed.Add(r); return nil }}); err != nil {
 		return removed, err
 	}
 	keys, err := s.Store.DeleteTenantAPIKeys(ctx, tenantID)

@@ -216,7 +216,8 @@ func TestAnInterruptedTenantDeletionFinishesWhenRunAgain(t *testing.T) {
 			again, err := d.svc.DeleteTenant(d.ctx, "acme", time.Now().Add(time.Minute))
 			require.NoError(t, err)
 			assert.Equal(t, store.TenantDeleting, again.Status, "waiting for in-flight requests")
-			assert.ElementsMatch(t, []string{"TENANT#acme | META", "APIKEY#"}, keyPrefixes(d.mentioning("acme")), "all but the tenant and its key")
+			assert.ElementsMatch(t, []string{"TENANT#acme | META", "TENANT#acme | AGENT#", "TENANT#acme | POLICY#", "APIKEY#"},
+				keyPrefixes(d.mentioning("acme")), "all but the tenant, its key, agents and policies")
 			done := d.finish("acme")
 			assert.Equal(t, int64(2), done.Removed["queues"])
 			if c.exact {
@@ -244,13 +245,18 @@ func TestAnInterruptedTenantDeletionFinishesWhenRunAgain(t *testing.T) {
 	}
 }
 
-// keyPrefixes names items by their partition and, for global items, only their kind.
+// keyPrefixes names items by their kind: the partition and the first part of the sort key, or
+// for a global item its kind alone.
 func keyPrefixes(keys []string) []string {
 	out := []string{}
 	seen := map[string]bool{}
 	for _, k := range keys {
 		if i := strings.Index(k, "#"); strings.HasPrefix(k, "APIKEY#") || strings.HasPrefix(k, "ENROLL#") {
 			k = k[:i+1]
+		} else if pk, sk, ok := strings.Cut(k, " | "); ok {
+			if kind, _, ok := strings.Cut(sk, "#"); ok {
+				k = pk + " | " + kind + "#"
+			}
 		}
 		if !seen[k] {
 			seen[k] = true
@@ -282,12 +288,13 @@ func TestAPassThatDiedHoldsTheDeletionUntilItsLeaseRunsOut(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.TenantDeleting, del.Status)
 	assert.Empty(t, del.Removed, "nothing removed while another pass holds the deletion")
-	assert.Contains(t, keyPrefixes(d.mentioning("acme")), "TENANT#acme | AGENT#"+d.agentOf("acme"))
+	_, err = d.st.LookupAgentCredential(d.ctx, d.agentOf("acme"))
+	assert.NoError(t, err, "the agents can still authenticate")
 
 	d.advance(time.Minute + time.Second)
 	del, err = d.svc.ContinueTenantDeletion(d.ctx, "acme", time.Now().Add(time.Minute))
 	require.NoError(t, err)
-	assert.Equal(t, int64(2), del.Removed["agents"])
+	assert.Equal(t, int64(2), del.Removed["agentCredentials"])
 	d.finish("acme")
 	assert.Empty(t, d.mentioning("acme"))
 }
@@ -322,15 +329,54 @@ func TestALargeTenantIsDeletedOverSeveralPassesWithItsProgressVisible(t *testing
 		require.NoError(t, err)
 		assert.Equal(t, del.Removed, progress.Removed, "the recorded progress is what the pass says")
 		require.GreaterOrEqual(t, total(del.Removed), last, "progress never goes back")
-		last = total(del.Removed)
-		if len(d.mentioning("acme")) == 2 {
+		if total(del.Removed) == last {
+			// Everything but what waits for requests in flight is gone.
 			d.advance(fleet.TenantDeletionSettle + time.Second)
 		}
+		last = total(del.Removed)
 		del, err = d.svc.ContinueTenantDeletion(d.ctx, "acme", time.Now())
 		require.NoError(t, err)
 	}
 	assert.Equal(t, store.TenantDeleted, del.Status)
 	assert.Greater(t, passes, 2, "a pass out of time does a part")
 	assert.Equal(t, int64(4*3+697), del.Removed["logChunks"])
+	assert.Empty(t, d.mentioning("acme"))
+}
+
+// Requests in flight when the deletion began may still write: an agent's snapshot report, a
+// tick's overdue check, an operator's new enrollment token. The deletion finds all of them, and
+// a token that turns up makes it wait again for what its holder may have in flight.
+func TestWhatRequestsInFlightAddAfterTheDeletionBeganIsRemovedToo(t *testing.T) {
+	d := newDeletion(t)
+	agents := d.tenant("acme", 1)
+	del, err := d.svc.DeleteTenant(d.ctx, "acme", time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, store.TenantDeleting, del.Status)
+	firstFinish := *del.EarliestFinish
+
+	policies, _, err := d.st.ListPolicies(d.ctx, "acme", store.PolicyFilter{}, store.Page{})
+	require.NoError(t, err)
+	require.Len(t, policies, 1, "the policy waits for the last pass")
+	require.NoError(t, d.st.PutSnapshots(d.ctx, "acme", agents[0], []domain.Snapshot{
+		{ID: "feedbeef", Repository: "main", Time: d.clock(), Hostname: "host", Paths: []string{"/data"}},
+	}))
+	require.NoError(t, d.st.WatchSlot(d.ctx, store.OverdueCheck{TenantID: "acme", PolicyID: policies[0].ID, AgentID: agents[1],
+		Kind: domain.SlotBackup, PlannedAt: d.clock(), CheckAt: d.clock().Add(time.Hour)}))
+	d.advance(time.Minute)
+	_, _, err = (&fleet.Service{Store: d.st, Now: d.clock}).CreateEnrollmentToken(d.ctx, "acme", fleet.EnrollmentRequest{})
+	require.NoError(t, err)
+
+	d.advance(fleet.TenantDeletionSettle)
+	del, err = d.svc.ContinueTenantDeletion(d.ctx, "acme", time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, store.TenantDeleting, del.Status, "the late token means waiting again")
+	require.NotNil(t, del.EarliestFinish)
+	assert.Equal(t, d.clock().Add(fleet.TenantDeletionSettle), *del.EarliestFinish)
+	assert.True(t, del.EarliestFinish.After(firstFinish))
+	assert.Equal(t, int64(2), del.Removed["enrollmentTokens"])
+
+	done := d.finish("acme")
+	assert.Equal(t, int64(1), done.Removed["snapshots"])
+	assert.Equal(t, int64(1), done.Removed["overdueChecks"])
 	assert.Empty(t, d.mentioning("acme"))
 }

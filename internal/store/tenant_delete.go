@@ -217,16 +217,17 @@ func (s *Store) LeaseTenantDeletion(ctx context.Context, tenantID, holder string
 }
 
 // RecordTenantDeletion stores the progress of holder's pass: what it removed and when the
-// credentials were gone. It is domain.ErrConflict when holder no longer holds the lease.
+// credentials were gone (or that they are not, when a token turned up again). It is
+// domain.ErrConflict when holder no longer holds the lease.
 func (s *Store) RecordTenantDeletion(ctx context.Context, holder string, d TenantDeletion) error {
 	removed, err := attributevalue.Marshal(map[string]int64(d.Removed))
 	if err != nil {
 		return err
 	}
-	set := "SET removed = :r"
+	set := "SET removed = :r REMOVE credentialsRemovedAt"
 	values := map[string]types.AttributeValue{":r": removed, ":h": str(holder)}
 	if d.CredentialsRemovedAt != nil {
-		set += ", credentialsRemovedAt = :c"
+		set = "SET removed = :r, credentialsRemovedAt = :c"
 		values[":c"] = str(fmtTime(*d.CredentialsRemovedAt))
 	}
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -361,17 +362,14 @@ func (s *Store) deleteCounted(ctx context.Context, items []keyItem, removed Remo
 	return nil
 }
 
-// DeleteTenantCredentials removes the tenant's enrollment tokens and its agents' credentials,
-// so that no host can enroll and no agent can authenticate any more, until until (on the real
-// clock). It reports what it removed and whether it got through all of them.
-func (s *Store) DeleteTenantCredentials(ctx context.Context, tenantID string, until time.Time) (Removed, bool, error) {
+// DeleteTenantEnrollmentTokens removes the tenant's enrollment tokens, until until (on the real
+// clock), so that no host can enroll any more. It reports what it removed and whether it got
+// through all of them.
+func (s *Store) DeleteTenantEnrollmentTokens(ctx context.Context, tenantID string, until time.Time) (Removed, bool, error) {
 	removed := Removed{}
 	if err := checkTenantID(tenantID); err != nil {
 		return removed, false, err
 	}
-	// The tokens first: registering uses one up in the very transaction that stores the agent
-	// and its credential, so once the tokens are gone no credential is added, and the agents
-	// listed next are all there will be.
 	err := s.eachPage(ctx, until, s.keysQuery(resources.GSI1, resources.AttrGSI1PK, tenantEnrollGSI1(tenantID)), func(page []map[string]types.AttributeValue) error {
 		items, err := decodeKeyItems(page)
 		if err != nil {
@@ -379,23 +377,34 @@ func (s *Store) DeleteTenantCredentials(ctx context.Context, tenantID string, un
 		}
 		return s.deleteCounted(ctx, items, removed)
 	})
-	if err == nil {
-		agents := s.keysQuery("", resources.AttrPK, tenantPK(tenantID))
-		agents.KeyConditionExpression = aws.String("#key = :pk AND begins_with(SK, :agent)")
-		agents.ExpressionAttributeValues[":agent"] = str(prefixAgent)
-		err = s.eachPage(ctx, until, agents, func(page []map[string]types.AttributeValue) error {
-			items, err := decodeKeyItems(page)
-			if err != nil {
-				return err
-			}
-			ids := make([]string, 0, len(items))
-			for _, it := range items {
-				ids = append(ids, strings.TrimPrefix(it.SK, prefixAgent))
-			}
-			return s.deleteAgentCredentials(ctx, tenantID, ids, removed)
-		})
+	return finishStep(removed, err, "delete enrollment tokens of tenant %q", tenantID)
+}
+
+// DeleteTenantAgentCredentials removes the credentials of the tenant's agents, until until (on
+// the real clock), so that no agent can authenticate any more. It reports what it removed and
+// whether it got through all of them. Registering uses up a token in the very transaction that
+// stores the agent and its credential, so once the tokens are gone, the agents it finds are all
+// there will be.
+func (s *Store) DeleteTenantAgentCredentials(ctx context.Context, tenantID string, until time.Time) (Removed, bool, error) {
+	removed := Removed{}
+	if err := checkTenantID(tenantID); err != nil {
+		return removed, false, err
 	}
-	return finishStep(removed, err, "delete credentials of tenant %q", tenantID)
+	agents := s.keysQuery("", resources.AttrPK, tenantPK(tenantID))
+	agents.KeyConditionExpression = aws.String("#key = :pk AND begins_with(SK, :agent)")
+	agents.ExpressionAttributeValues[":agent"] = str(prefixAgent)
+	err := s.eachPage(ctx, until, agents, func(page []map[string]types.AttributeValue) error {
+		items, err := decodeKeyItems(page)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, 0, len(items))
+		for _, it := range items {
+			ids = append(ids, strings.TrimPrefix(it.SK, prefixAgent))
+		}
+		return s.deleteAgentCredentials(ctx, tenantID, ids, removed)
+	})
+	return finishStep(removed, err, "delete agent credentials of tenant %q", tenantID)
 }
 
 // finishStep turns a step's error into its results: a spent budget is no error, only not done.
@@ -435,17 +444,31 @@ func (s *Store) deleteAgentCredentials(ctx context.Context, tenantID string, age
 	return s.deleteCounted(ctx, own, removed)
 }
 
-// DeleteTenantData removes every item of the tenant but the tenant item and its API keys, until
-// until (on the real clock), and reports whether it got through all of them. It reads the
-// tenant's partition page by page; before the items of a page go, the partitions they lead to go:
-// an agent's (snapshots, retry budgets), a policy's (assignments, slots, overdue checks) and a
-// run's (log chunks). An item is removed only after everything it leads to, so a deletion that
-// stops anywhere leaves the way to what is left, and the next call finds it. After each page,
-// progress learns what the page removed.
-func (s *Store) DeleteTenantData(ctx context.Context, tenantID string, until time.Time, progress func(Removed) error) (bool, error) {
+// DataDeletion says what one call of DeleteTenantData does.
+type DataDeletion struct {
+	// Until ends the call (on the real clock).
+	Until time.Time
+	// Final removes the agent and policy items too. Until then they stay, and their partitions
+	// are emptied on every call: a request in flight when the deletion began may still add to
+	// them (an agent's snapshot report, a scheduler tick's overdue check), and only the agent
+	// or the policy leads a later call to what it added.
+	Final bool
+	// Progress, when set, learns what each page removed.
+	Progress func(Removed) error
+}
+
+// DeleteTenantData removes every item of the tenant but the tenant item and its API keys (and,
+// unless the call is final, its agents and policies), and reports whether it got through all of
+// them. It reads the tenant's partition page by page; before the items of a page go, the
+// partitions they lead to go: an agent's (snapshots, retry budgets), a policy's (assignments,
+// slots, overdue checks) and a run's (log chunks). An item is removed only after everything it
+// leads to, so a deletion that stops anywhere leaves the way to what is left, and the next call
+// finds it.
+func (s *Store) DeleteTenantData(ctx context.Context, tenantID string, dd DataDeletion) (bool, error) {
 	if err := checkTenantID(tenantID); err != nil {
 		return false, err
 	}
+	until := dd.Until
 	// The agent and policy partitions emptied so far: many tasks and runs name the same few.
 	emptied := map[string]bool{}
 	err := s.eachPage(ctx, until, s.keysQuery("", resources.AttrPK, tenantPK(tenantID)), func(page []map[string]types.AttributeValue) error {
@@ -469,11 +492,17 @@ func (s *Store) DeleteTenantData(ctx context.Context, tenantID string, until tim
 			if it.SK == skMeta {
 				continue
 			}
-			own = append(own, it)
-			switch kind, id, _ := strings.Cut(it.SK, "#"); kind + "#" {
+			kind, id, _ := strings.Cut(it.SK, "#")
+			owner := kind+"#" == prefixAgent || kind+"#" == prefixPolicy
+			if dd.Final || !owner {
+				own = append(own, it)
+			}
+			switch kind + "#" {
 			case prefixAgent:
 				if domain.ValidID(id) {
-					agents = append(agents, id)
+					if dd.Final {
+						agents = append(agents, id)
+					}
 					lead(agentPK(tenantID, id), true)
 				}
 			case prefixPolicy:
@@ -506,8 +535,8 @@ func (s *Store) DeleteTenantData(ctx context.Context, tenantID string, until tim
 				delete(emptied, pk)
 			}
 		}
-		if progress != nil && len(removed) > 0 {
-			if perr := progress(removed); perr != nil {
+		if dd.Progress != nil && len(removed) > 0 {
+			if perr := dd.Progress(removed); perr != nil {
 				return errors.Join(err, perr)
 			}
 		}

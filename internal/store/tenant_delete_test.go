@@ -152,10 +152,10 @@ func TestDeletingTenantDataStopsWhenTimeIsUpAndTheNextCallGoesOn(t *testing.T) {
 	for done := false; !done; calls++ {
 		require.Less(t, calls, 20, "the deletion does not end")
 		var err error
-		done, err = f.st.DeleteTenantData(f.ctx, "doomed", time.Now(), func(r store.Removed) error {
+		done, err = f.st.DeleteTenantData(f.ctx, "doomed", store.DataDeletion{Until: time.Now(), Final: true, Progress: func(r store.Removed) error {
 			removed.Add(r)
 			return nil
-		})
+		}})
 		require.NoError(t, err)
 	}
 	assert.Greater(t, calls, 1, "a call out of time stops after its first unit of work")
@@ -173,10 +173,10 @@ func TestDeletingTenantDataStopsWhenTimeIsUpAndTheNextCallGoesOn(t *testing.T) {
 		"what the tenant's data leaves: the tenant, its keys and its tokens")
 	assert.ElementsMatch(t, keptBefore, f.keysMentioning("kept"), "the other tenant's items")
 
-	creds, done, err := f.st.DeleteTenantCredentials(f.ctx, "doomed", time.Time{})
+	tokens, done, err := f.st.DeleteTenantEnrollmentTokens(f.ctx, "doomed", time.Time{})
 	require.NoError(t, err)
 	assert.True(t, done)
-	assert.Equal(t, store.Removed{"enrollmentTokens": 2}, creds, "the world's own token and its agent's")
+	assert.Equal(t, store.Removed{"enrollmentTokens": 2}, tokens, "the world's own token and its agent's")
 	keys, err := f.st.DeleteTenantAPIKeys(f.ctx, "doomed")
 	require.NoError(t, err)
 	assert.Equal(t, store.Removed{"apiKeys": 1}, keys)
@@ -195,11 +195,61 @@ func TestDeletingTenantCredentialsLeavesAnotherTenantsCredentialAlone(t *testing
 	imported.TenantID = "kept"
 	require.NoError(t, f.st.Import(f.ctx, store.Bulk{Agents: []domain.Agent{imported}}, 1))
 
-	removed, done, err := f.st.DeleteTenantCredentials(f.ctx, "doomed", time.Time{})
+	removed, done, err := f.st.DeleteTenantAgentCredentials(f.ctx, "doomed", time.Time{})
 	require.NoError(t, err)
 	assert.True(t, done)
-	assert.Equal(t, store.Removed{"enrollmentTokens": 1}, removed)
+	assert.Empty(t, removed)
 	cred, err := f.st.LookupAgentCredential(f.ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "kept", cred.TenantID)
+
+	other := f.agent("doomed")
+	removed, done, err = f.st.DeleteTenantAgentCredentials(f.ctx, "doomed", time.Time{})
+	require.NoError(t, err)
+	assert.True(t, done)
+	assert.Equal(t, store.Removed{"agentCredentials": 1}, removed)
+	_, err = f.st.LookupAgentCredential(f.ctx, other.ID)
+	assert.ErrorIs(t, err, domain.ErrNotFound)
+}
+
+// Until the final call, a tenant's agents and policies stay, and every call empties their
+// partitions again: what a request in flight added after the first call is found by the last.
+func TestDataDeletionKeepsAgentsAndPoliciesUntilTheFinalCall(t *testing.T) {
+	f := newFixture(t)
+	w := f.world("doomed", "repo-a", "nightly", "prod")
+	first := store.Removed{}
+	done, err := f.st.DeleteTenantData(f.ctx, "doomed", store.DataDeletion{Progress: func(r store.Removed) error { first.Add(r); return nil }})
+	require.NoError(t, err)
+	require.True(t, done)
+	assert.Equal(t, store.Removed{"repositories": 1, "policyNames": 1, "assignments": 1, "slots": 1, "tasks": 2, "runs": 1,
+		"logChunks": 1, "snapshots": 1, "retryBudgets": 1}, first)
+	_, err = f.st.GetAgent(f.ctx, "doomed", w.agentID)
+	require.NoError(t, err, "the agent stays")
+	_, err = f.st.GetPolicy(f.ctx, "doomed", w.policyID)
+	require.NoError(t, err, "the policy stays")
+
+	// An agent's snapshot report and a tick's overdue check, in flight when the deletion began.
+	require.NoError(t, f.st.PutSnapshots(f.ctx, "doomed", w.agentID, []domain.Snapshot{{ID: "feedbeef", Repository: "repo-a", Time: f.now, Hostname: "db-1", Paths: []string{"/home"}}}))
+	require.NoError(t, f.st.WatchSlot(f.ctx, store.OverdueCheck{TenantID: "doomed", PolicyID: w.policyID, AgentID: w.agentID,
+		Kind: domain.SlotBackup, PlannedAt: f.now, CheckAt: f.now.Add(time.Hour)}))
+
+	again := store.Removed{}
+	done, err = f.st.DeleteTenantData(f.ctx, "doomed", store.DataDeletion{Progress: func(r store.Removed) error { again.Add(r); return nil }})
+	require.NoError(t, err)
+	require.True(t, done)
+	assert.Equal(t, store.Removed{"snapshots": 1, "overdueChecks": 1}, again, "the next call finds what came late")
+
+	require.NoError(t, f.st.PutSnapshots(f.ctx, "doomed", w.agentID, []domain.Snapshot{{ID: "cafebabe", Repository: "repo-a", Time: f.now, Hostname: "db-1", Paths: []string{"/home"}}}))
+	last := store.Removed{}
+	done, err = f.st.DeleteTenantData(f.ctx, "doomed", store.DataDeletion{Final: true, Progress: func(r store.Removed) error { last.Add(r); return nil }})
+	require.NoError(t, err)
+	require.True(t, done)
+	assert.Equal(t, store.Removed{"snapshots": 1, "agents": 1, "agentCredentials": 1, "policies": 1}, last)
+	var left []string
+	for _, k := range f.keysMentioning("doomed") {
+		if !strings.HasPrefix(k, "ENROLL#") {
+			left = append(left, k)
+		}
+	}
+	assert.ElementsMatch(t, []string{"TENANT#doomed | META", "APIKEY#" + w.keyID + " | META"}, left)
 }
