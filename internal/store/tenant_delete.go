@@ -457,9 +457,10 @@ type DataDeletion struct {
 	Progress func(Removed) error
 }
 
-// DeleteTenantData removes every item of the tenant but the tenant item and its API keys (and,
-// unless the call is final, its agents and policies), and reports whether it got through all of
-// them. It reads the tenant's partition page by page; before the items of a page go, the
+// DeleteTenantData removes every item of the tenant's partitions but the tenant item (and,
+// unless the call is final, its agents and policies), with the credentials of the agents it
+// removes, and reports whether it got through all of them. API keys and enrollment tokens, keyed
+// by their own IDs, have steps of their own. It reads the tenant's partition page by page; before the items of a page go, the
 // partitions they lead to go: an agent's (snapshots, retry budgets), a policy's (assignments,
 // slots, overdue checks) and a run's (log chunks). An item is removed only after everything it
 // leads to, so a deletion that stops anywhere leaves the way to what is left, and the next call
