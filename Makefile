@@ -61,12 +61,14 @@ lint:
 ## bench: benchmarks against the endpoint (the emulator starts as for make test). The scheduler
 ## benchmark seeds fleets of 1,000 and 10,000 agents and prints requests per dispatched task and
 ## tick wall time; the overview benchmark prints the requests and latency of one tenant's
-## overview at 100 and 10,000 agents; the agent benchmark prints binary sizes, idle RSS and CPU,
-## and the backup wall-time ratio against restic alone (docs/benchmarks.md). It takes minutes
-## and is never part of make test.
+## overview at 100 and 10,000 agents; the tenant-deletion benchmark prints items removed per
+## second and requests per item; the agent benchmark prints binary sizes, idle RSS and CPU, and
+## the backup wall-time ratio against restic alone (docs/benchmarks.md). It takes minutes and is
+## never part of make test.
 bench: emulator
 	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/schedbench -fleets 1000,10000 -due 0.1
 	scripts/with-emulator $(GO) run ./internal/fleet/cmd/overviewbench -fleets 100,10000
+	scripts/with-emulator $(GO) test ./internal/fleet/ -run '^$$' -bench DeleteTenant -benchtime 1x
 	agent/bench/run.sh
 
 # ---- deployment (infra/, a CDK app in Go) --------------------------------------------------

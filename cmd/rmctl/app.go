@@ -45,7 +45,12 @@ Everything else calls the API at RM_API_URL with the key in RM_API_KEY:
   rmctl assign nightly AGENT_ID...
   rmctl tasks run --type backup --policy nightly --agent AGENT_ID
   rmctl runs list --policy nightly
-  rmctl logs RUN_ID`,
+  rmctl logs RUN_ID
+  rmctl tenant get
+  rmctl tenant delete --confirm acme
+
+An operator who lost the tenant's admin key deletes it against the table and the queues:
+  RM_STAGE=prod rmctl tenant delete --confirm acme --direct`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {

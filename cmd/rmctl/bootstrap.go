@@ -9,10 +9,11 @@ import (
 )
 
 // The bootstrap commands write to the table directly: before a tenant has an API key, the API
-// can do nothing for it.
+// can do nothing for it. Deleting a tenant works both ways (tenant.go): through the API, or
+// directly for an operator who lost the tenant's admin key.
 
 func (a *app) tenantCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "tenant", Short: "Manage tenants (directly in the table named by RM_TABLE)"}
+	cmd := &cobra.Command{Use: "tenant", Short: "Create tenants (in the table named by RM_TABLE), show and delete them"}
 	var name string
 	create := &cobra.Command{
 		Use:   "create ID --name NAME",
@@ -62,7 +63,7 @@ run it while the tenant is quiet (or run it again).`,
 			return a.print(o, overviewColumns)
 		},
 	}
-	cmd.AddCommand(create, recount)
+	cmd.AddCommand(create, recount, a.tenantGetCmd(), a.tenantDeleteCmd())
 	return cmd
 }
 

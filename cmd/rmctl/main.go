@@ -2,7 +2,9 @@
 // against its DynamoDB table — `tenant create` and `apikey create` — because the API cannot be
 // used before a tenant has a key. Everything else calls the tenant API at RM_API_URL with the
 // API key in RM_API_KEY: agents, enrollment tokens, repositories, policies (applied from YAML
-// files), assignments, tasks, runs and their logs.
+// files), assignments, tasks, runs and their logs, and the tenant itself (`tenant get`,
+// `tenant delete`). `tenant delete --direct` deletes a tenant against the table and its queues,
+// for an operator without its admin key.
 //
 // Output is JSON, or a compact table with --output table.
 package main

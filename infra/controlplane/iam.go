@@ -27,9 +27,13 @@ var (
 var (
 	queuesAPI = []string{"sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"}
 	// DeleteQueue removes a queue again when registration fails after creating it.
-	queuesAgentAPI  = []string{"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"}
-	queuesScheduler = []string{"sqs:SendMessage", "sqs:GetQueueUrl"}
+	queuesAgentAPI = []string{"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"}
+	// DeleteQueue removes the queues of a tenant being deleted, whose deletion every tick carries on.
+	queuesScheduler = []string{"sqs:SendMessage", "sqs:GetQueueUrl", "sqs:DeleteQueue"}
 	queuesAgent     = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+	// Deleting a tenant finds its agent queues by name (queue.Manager.ListTenantQueues): the
+	// tenant API, which begins a deletion, and the scheduler, which carries it on.
+	listQueues = []string{"sqs:ListQueues"}
 )
 
 // The SQS actions on the agents' dead-letter queue: the agent API finds its ARN by its name for
@@ -42,8 +46,13 @@ var (
 
 // WildcardResourceReasons lists, by statement Sid, every policy statement that grants on the
 // resource "*", with the reason AWS offers nothing narrower. The IAM test fails on any other.
-// There is none today: every action the functions use can be limited to an ARN.
-var WildcardResourceReasons = map[string]string{}
+var WildcardResourceReasons = map[string]string{
+	sidListQueues: "sqs:ListQueues supports no resource-level permissions, so IAM accepts only \"*\". The code " +
+		"always lists with the prefix of one tenant's agent queues, and a listing reveals queue URLs only.",
+}
+
+// sidListQueues is the statement that lets a function list queues.
+const sidListQueues = "ListAgentQueues"
 
 // grantLeastPrivilege gives each function's role, and the agents' role, exactly the actions the
 // code uses, on the table (and its indexes) and on the deployment's agent queues.
@@ -67,6 +76,7 @@ func grantLeastPrivilege(s *Stack) {
 
 	allow(roles[FnAPI], "Table", tableReadWrite, tableAndIndexes...)
 	allow(roles[FnAPI], "AgentQueues", queuesAPI, agentQueues)
+	allow(roles[FnAPI], sidListQueues, listQueues, jsii.String("*"))
 
 	allow(roles[FnAgentAPI], "Table", tableReadWrite, tableAndIndexes...)
 	allow(roles[FnAgentAPI], "AgentQueues", queuesAgentAPI, agentQueues)
@@ -78,6 +88,7 @@ func grantLeastPrivilege(s *Stack) {
 
 	allow(roles[FnScheduler], "Table", tableScheduler, tableAndIndexes...)
 	allow(roles[FnScheduler], "AgentQueues", queuesScheduler, agentQueues)
+	allow(roles[FnScheduler], sidListQueues, listQueues, jsii.String("*"))
 	allow(roles[FnScheduler], "DrainAgentDeadLetters", deadLettersScheduler, s.AgentDLQ.QueueArn())
 
 	// The most an agent can ever do; each session policy narrows it to one queue.

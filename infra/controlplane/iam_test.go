@@ -176,7 +176,9 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 	want := map[string][]string{
 		controlplane.FnAPI: join(logs, on(tableAndIndexes, crud...),
-			on([]string{"agent queues"}, "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage")),
+			on([]string{"agent queues"}, "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"),
+			// finding a tenant's queues to delete them, which takes no resource
+			on([]string{"any resource"}, "sqs:ListQueues")),
 		controlplane.FnAgentAPI: join(logs, on(tableAndIndexes, crud...),
 			on([]string{"agent queues"}, "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"),
 			// the redrive target of every queue it creates
@@ -185,7 +187,9 @@ func TestLeastPrivilege(t *testing.T) {
 		controlplane.FnAuthorizer: join(logs, on([]string{"table"}, "dynamodb:GetItem", "dynamodb:UpdateItem")),
 		controlplane.FnScheduler: join(logs,
 			on(tableAndIndexes, crud...),
-			on([]string{"agent queues"}, "sqs:SendMessage", "sqs:GetQueueUrl"),
+			on([]string{"agent queues"}, "sqs:SendMessage", "sqs:GetQueueUrl", "sqs:DeleteQueue"),
+			// carrying tenants' deletions on
+			on([]string{"any resource"}, "sqs:ListQueues"),
 			// draining dead letters into failed tasks
 			on([]string{"agent dead-letter queue"}, "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
 			// the failed-tick destination
@@ -205,6 +209,8 @@ func TestLeastPrivilege(t *testing.T) {
 			return kinds[j]
 		case j == asJSON(arnOf(fnLogGroup)):
 			return "own log group"
+		case j == `"*"`:
+			return "any resource"
 		case strings.HasSuffix(j, `":rm-prod-*"]]}`):
 			return "agent queues"
 		}

@@ -47,6 +47,11 @@ func suppressFindings(s *Stack) {
 			agentQueues)
 	}
 
+	// Listing queues takes no resource but "*" (WildcardResourceReasons).
+	for _, role := range []constructs.IConstruct{s.Roles[FnAPI], s.Roles[FnScheduler]} {
+		suppress(role, "AwsSolutions-IAM5", WildcardResourceReasons[sidListQueues], "Resource::*")
+	}
+
 	suppress(s.AgentDLQ, "AwsSolutions-SQS3",
 		"This queue is itself the dead-letter queue of every agent queue; those are created at run time, so "+
 			"cdk-nag cannot see the redrive policies that point here.")

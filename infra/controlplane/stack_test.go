@@ -416,7 +416,12 @@ func queueResources(t *testing.T, s *synthesized) []string {
 			continue
 		}
 		for _, r := range resourceList(st.doc["Resource"]) {
-			if j, ok := r.(map[string]any)["Fn::Join"]; ok {
+			// A plain string is no queue pattern: "*", for actions that take no resource.
+			m, ok := r.(map[string]any)
+			if !ok {
+				continue
+			}
+			if j, ok := m["Fn::Join"]; ok {
 				var b strings.Builder
 				for _, part := range j.([]any)[1].([]any) {
 					if str, ok := part.(string); ok {

@@ -22,6 +22,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/deadletter"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/fleet"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/queuecreds"
@@ -164,5 +165,12 @@ func (c *Core) Scheduler(cfg scheduler.Config) *scheduler.Scheduler {
 	return &scheduler.Scheduler{
 		Store: c.Store, Sender: c.Dispatcher, Emitter: scheduler.LogEmitter{Log: c.Log},
 		DeadLetters: c.DeadLetterDrainer(), Log: c.Log, Config: cfg, Clock: time.Now,
+		Tenants: c.Fleet(),
 	}
+}
+
+// Fleet returns the tenant operations on the deployment's table and queues; the scheduler
+// carries tenants' deletions on with it.
+func (c *Core) Fleet() *fleet.Service {
+	return &fleet.Service{Store: c.Store, Queues: c.Queues, Dispatcher: c.Dispatcher, Log: c.Log, Now: c.Now}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
 // CreateTenant stores a new tenant.
@@ -19,10 +20,15 @@ func (s *Service) CreateTenant(ctx context.Context, id, name string) (domain.Ten
 }
 
 // CreateAPIKey issues an API key to an existing tenant. The credential (rm_<id>_<secret>) is
-// returned only here; the store keeps a hash of the secret.
+// returned only here; the store keeps a hash of the secret. A tenant being deleted gets none:
+// its deletion removes its keys last and would miss one added meanwhile.
 func (s *Service) CreateAPIKey(ctx context.Context, tenantID, name string, role domain.Role) (domain.APIKey, string, error) {
-	if _, _, err := s.Store.GetTenant(ctx, tenantID); err != nil {
+	d, err := s.Store.GetTenantDeletion(ctx, tenantID)
+	if err != nil {
 		return domain.APIKey{}, "", err
+	}
+	if d.Status == store.TenantDeleting {
+		return domain.APIKey{}, "", fmt.Errorf("tenant %q is being deleted: %w", tenantID, domain.ErrConflict)
 	}
 	now := s.now()
 	id, secret := domain.NewID(now), auth.NewSecret()

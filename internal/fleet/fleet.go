@@ -1,7 +1,7 @@
 // Package fleet carries out what operators ask of their fleet when it takes more than one store
 // call: issuing credentials, updating and deleting agents (with their queues), planning a
 // policy's schedule slots on its agents and re-planning them when the policy changes, running a
-// task now, cancelling one, and summing up a tenant for a dashboard. The tenant API and rmctl
+// task now, cancelling one, summing up a tenant for a dashboard, and deleting a whole tenant. The tenant API and rmctl
 // call it; it speaks domain types and sentinel errors only.
 package fleet
 
@@ -17,9 +17,11 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
-// QueueDeleter deletes an agent's queues.
+// QueueDeleter deletes an agent's queues, and finds a tenant's agent queues to delete them all;
+// *queue.Manager is one.
 type QueueDeleter interface {
 	Delete(ctx context.Context, tenantID, agentID string) error
+	ListTenantQueues(ctx context.Context, tenantID string) ([]string, error)
 }
 
 // TaskSender sends tasks to their agents' queues.
@@ -30,7 +32,8 @@ type TaskSender interface {
 // Service is the tenant's side of restic-monitor.
 type Service struct {
 	Store *store.Store
-	// Queues deletes a deleted agent's queues; nil leaves them (only tools without SQS do that).
+	// Queues deletes a deleted agent's queues; nil leaves them (only tools without SQS do that),
+	// and refuses to delete a tenant.
 	Queues QueueDeleter
 	// Dispatcher sends a task that was asked to run now; nil leaves it pending, and the
 	// scheduler sends it on its next tick.

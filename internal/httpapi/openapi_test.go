@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/fleet"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
 )
 
@@ -118,6 +119,9 @@ func TestOpenAPITenantOperations(t *testing.T) {
 			}
 			if r.Method == http.MethodGet {
 				want = append(want, "400")
+			} else {
+				// Every change is refused while the tenant is being deleted.
+				want = append(want, "409")
 			}
 			if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 				if op.RequestBody != nil {
@@ -296,6 +300,16 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	c.call(del, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, nil, 204)
 	c.call(del, "/v1/agents/{agentId}", "/v1/agents/"+patched.ID, w.operator, nil, 204)
 	c.call(del, "/v1/agents/{agentId}", "/v1/agents/"+patched.ID, w.operator, nil, 404)
+
+	c.call(get, "/v1/tenant", "/v1/tenant", w.viewer, nil, 200)
+	c.call(del, "/v1/tenant", "/v1/tenant", w.admin, nil, 400)
+	c.call(del, "/v1/tenant", "/v1/tenant?confirm=acme", w.operator, nil, 403)
+	c.call(del, "/v1/tenant", "/v1/tenant?confirm=acme", w.admin, nil, 202)
+	c.call(get, "/v1/tenant", "/v1/tenant", w.viewer, nil, 200)
+	c.call(post, "/v1/repositories", "/v1/repositories", w.operator, map[string]any{"name": "repo-late", "backend": "local", "location": "/srv"}, 409)
+	h.clock = h.clock.Add(fleet.TenantDeletionSettle + time.Second)
+	c.call(del, "/v1/tenant", "/v1/tenant?confirm=acme", w.admin, nil, 200)
+	c.call(get, "/v1/tenant", "/v1/tenant", w.viewer, nil, 401)
 
 	// Every tenant route was held to its success answer.
 	for _, r := range httpapi.TenantRoutes(h.deps) {

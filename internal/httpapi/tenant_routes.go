@@ -3,7 +3,8 @@ package httpapi
 import "net/http"
 
 // TenantRoutes are the tenant API's routes, for operators' API keys. Viewers read, operators
-// also write, and only admins manage API keys. Every route acts on the tenant of the key.
+// also write, and only admins manage API keys and delete the tenant. Every route acts on the
+// tenant of the key; while it is being deleted, none but the deletion's changes anything.
 //
 // Every route refuses query parameters it does not know, so a misspelt filter is an error
 // rather than silently ignored; routes that take none are wrapped in noQuery.
@@ -15,10 +16,11 @@ func TenantRoutes(d Deps) []Route {
 	policies := policyHandlers{d: d, fleet: f}
 	tasks := taskHandlers{d: d, fleet: f}
 	runs := runHandlers{d: d}
+	tenant := tenantHandlers{d: d, fleet: f}
 	const (
 		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 	)
-	return []Route{
+	return refuseWhileDeleting(d, []Route{
 		{get, "/v1/overview", AccessViewer, overview(f)},
 
 		{get, "/v1/agents", AccessViewer, agents.list},
@@ -62,7 +64,10 @@ func TenantRoutes(d Deps) []Route {
 		{post, "/v1/api-keys", AccessAdmin, noQuery(creds.createAPIKey)},
 		{get, "/v1/api-keys", AccessAdmin, creds.listAPIKeys},
 		{del, "/v1/api-keys/{keyId}", AccessAdmin, noQuery(creds.revokeAPIKey)},
-	}
+
+		{get, tenantPath, AccessViewer, noQuery(tenant.get)},
+		{del, tenantPath, AccessAdmin, tenant.delete},
+	})
 }
 
 // noQuery refuses every query parameter before the handler runs.

@@ -55,6 +55,9 @@
 //     lets the tick announce the recovery (slot.recovered) and remove the check. The cost is
 //     proportional to dispatched and overdue slots, never to the fleet.
 //
+// Entries of tenants being deleted are left alone, and every tick ends by carrying their
+// deletions on (package fleet) within a bounded share of its time.
+//
 // Two ticks may overlap (a slow tick, a manual catch-up invocation): every change is a
 // conditional write, so each run is claimed once, each state change is made once, and each event
 // is emitted by the tick that made the change.

@@ -60,7 +60,8 @@ func (s *Scheduler) HandleEvent(ctx context.Context, ev events.CloudWatchEvent) 
 		log.InfoContext(ctx, "tick", "event_id", ev.ID, "now", now, "due", sum.Due, "dispatched", sum.Dispatched,
 			"claimed", sum.Claimed, "resent", sum.Resent, "retried", sum.Retried, "lost", sum.Lost, "unsent", sum.Unsent,
 			"waiting", sum.Waiting, "expired", sum.Expired, "failed", sum.Failed, "offline", sum.Offline, "online", sum.Online,
-			"overdue", sum.Overdue, "recovered", sum.Recovered, "dead_lettered", sum.DeadLettered, "errors", sum.Errors, "duration_ms", sum.DurationMS)
+			"overdue", sum.Overdue, "recovered", sum.Recovered, "dead_lettered", sum.DeadLettered, "errors", sum.Errors, "duration_ms", sum.DurationMS,
+			"tenants_deleting", sum.TenantsDeleting, "tenants_deleted", sum.TenantsDeleted)
 	}
 	return sum, err
 }

@@ -78,6 +78,8 @@ type Config struct {
 	// ClaimReserve is the time a tick keeps, before its context's deadline, to send what it
 	// claimed: no claim starts later than that.
 	ClaimReserve time.Duration
+	// DeletionBudget is the most time a tick spends on carrying on tenants' deletions.
+	DeletionBudget time.Duration
 }
 
 // DefaultRedeliveryWindow is the agent queues' visibility timeout.
@@ -122,6 +124,9 @@ func (c Config) withDefaults() Config {
 	if c.ClaimReserve <= 0 {
 		c.ClaimReserve = DefaultClaimReserve
 	}
+	if c.DeletionBudget <= 0 {
+		c.DeletionBudget = DefaultDeletionBudget
+	}
 	return c
 }
 
@@ -143,6 +148,9 @@ type Scheduler struct {
 	// Clock measures how long a tick took, for its summary; nil reports no duration. It never
 	// decides anything: a tick's time is the one it is given.
 	Clock func() time.Time
+	// Tenants, when set, names the tenants being deleted, whose due entries the tick leaves
+	// alone, and carries their deletions on at the end of every tick.
+	Tenants TenantDeletions
 }
 
 // Summary says what one tick did.
@@ -161,7 +169,8 @@ type Summary struct {
 	Lost   int `json:"lost"`
 	Unsent int `json:"unsent"`
 	// Waiting counts the slots and tasks held back, by why: offline, backing_off, saturated,
-	// unschedulable (the slot's policy or agent is gone or disabled).
+	// unschedulable (the slot's policy or agent is gone or disabled), tenant_deleting (any
+	// entry of a tenant being deleted).
 	Waiting   map[string]int `json:"waiting"`
 	Expired   int            `json:"expired"`
 	Failed    int            `json:"failed"`
@@ -178,6 +187,10 @@ type Summary struct {
 	// TasksLost counts running tasks failed for good because their agent was lost; they are
 	// also counted in Failed.
 	TasksLost int `json:"tasksLost"`
+	// TenantsDeleting counts the tenants being deleted when the tick began; TenantsDeleted, the
+	// deletions the tick ended.
+	TenantsDeleting int `json:"tenantsDeleting"`
+	TenantsDeleted  int `json:"tenantsDeleted"`
 }
 
 // tick is the state of one run of Tick. Its counters and events are shared by the goroutines of
@@ -231,6 +244,8 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 	}
 	due, readErr := t.readDue(ctx)
 	t.sum.Due = len(due)
+	deleting := t.deletingTenants(ctx)
+	due = t.dropDeleting(due, deleting)
 
 	var (
 		slots   []domain.Slot
@@ -299,6 +314,7 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 	t.send(ctx, won, pending, plan.retries)
 	t.overdueChecks(ctx, checks)
 	t.drainDeadLetters(ctx)
+	t.continueDeletions(ctx, deleting)
 	return t.finish(ctx), readErr
 }
 

@@ -10,11 +10,11 @@ import (
 )
 
 // Every key of the table is built here, so the whole design reads as one table of access
-// patterns (docs/architecture.md explains it). Everything but a credential lookup starts from
-// the tenant.
+// patterns (docs/architecture.md explains it). Everything but a credential lookup, the due index
+// and the list of tenants being deleted starts from the tenant.
 //
 //	item              PK                    SK                  GSI1 PK / SK                          GSI2 PK / SK                         GSI3 PK / SK
-//	tenant            TENANT#t              META
+//	tenant            TENANT#t              META                TENANTS#DELETING / TENANT#t (while being deleted)
 //	API key           APIKEY#k              META                TENANT#t#APIKEYS / APIKEY#k
 //	enrollment token  ENROLL#e              META                TENANT#t#ENROLL / ENROLL#e
 //	agent credential  AGENTCRED#a           META
@@ -127,6 +127,10 @@ func policyRunsGSI2(t, p string) string    { return policyPK(t, p) + "#RUNS" }
 func agentActiveGSI3(t, a string) string   { return agentPK(t, a) + "#ACTIVE" }
 func tenantOverdueGSI1(t string) string    { return tenantPK(t) + "#OVERDUE" }
 func dueGSI2(shard int) string             { return fmt.Sprintf("%s%d", prefixDue, shard) }
+
+// deletingTenantsGSI1 lists the tenants being deleted, for the scheduler to carry on with; it
+// spans tenants, as the due index does.
+const deletingTenantsGSI1 = "TENANTS#DELETING"
 
 // timeLayout is RFC 3339 in UTC with a fixed width, so that string order is time order.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"

@@ -2,7 +2,8 @@
 // (keys.go), the conversion between items and domain types, and the translation of DynamoDB
 // errors into domain sentinels: callers never see an SDK type. Every method takes the tenant
 // first and builds every key from it; the only tenant-less reads are the credential lookups
-// that discover the tenant, and the scheduler's due-index query, which spans tenants by design.
+// that discover the tenant, and the scheduler's due-index query and list of tenants being
+// deleted, which span tenants by design.
 package store
 
 import (
