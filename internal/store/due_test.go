@@ -209,8 +209,10 @@ func TestClaimSlotsDecidesEachClaimWhenOneIsLost(t *testing.T) {
 	// One claim cannot be built at all.
 	claims[20].Task.Deadline = claims[20].Task.NotBefore
 
-	results := f.st.ClaimSlots(f.ctx, claims)
+	st, reqs := counted(f)
+	results := st.ClaimSlots(f.ctx, claims)
 	require.Len(t, results, len(claims))
+	assert.Equal(t, map[string]int{"TransactWriteItems": 4}, reqs.take(), "each transaction is tried again once, without its lost claim")
 	for i, r := range results {
 		_, err := f.st.GetTask(f.ctx, tenant, claims[i].Task.ID)
 		switch i {

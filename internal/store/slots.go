@@ -212,22 +212,39 @@ type ClaimResult struct {
 // maxTransactionActions is DynamoDB's limit on the actions of one transaction.
 const maxTransactionActions = 100
 
-// maxConflictTries bounds how often a single claim is tried again when another transaction on
-// the same items was in progress (which decides nothing about who wins).
+// maxConflictTries bounds how often a shared transaction is tried again when another
+// transaction on the same items was in progress (which decides nothing about who wins).
 const maxConflictTries = 3
 
 // ClaimSlots decides a batch of claims with as few requests as it can: claims share
 // transactions of up to 100 actions (two or three per claim, and one per agent for its capacity
-// item, which the claims of one agent share); when a condition cancels a shared transaction,
-// its claims are decided one by one, so one lost claim does not lose the others.
+// item, which the claims of one agent share); a claim another scheduler won cancels its shared
+// transaction, which is then tried again without it, so one lost claim does not lose the others.
 func (s *Store) ClaimSlots(ctx context.Context, claims []Claim) []ClaimResult {
 	results := make([]ClaimResult, len(claims))
 	actions := make([][]types.TransactWriteItem, len(claims))
 	for i, c := range claims {
 		actions[i], results[i].Err = s.claimActions(c)
 	}
+	out := make([]outcome, len(claims))
+	build := func(live []int) ([]types.TransactWriteItem, []int) { return s.withCapacity(claims, actions, live) }
 	for _, chunk := range packClaims(claims) {
-		s.claimChunk(ctx, claims, actions, chunk, results)
+		var live []int
+		for _, i := range chunk {
+			if results[i].Err == nil {
+				live = append(live, i)
+			}
+		}
+		s.transactUnits(ctx, live, build, out)
+	}
+	for i, o := range out {
+		switch {
+		case results[i].Err != nil:
+		case o.err != nil:
+			results[i].Err = fmt.Errorf("claim slot: %w", o.err)
+		default:
+			results[i].Won = o.done
+		}
 	}
 	return results
 }
@@ -304,17 +321,19 @@ func packClaims(claims []Claim) [][]int {
 	return chunks
 }
 
-// withCapacity returns the actions of the claims at idx (leaving out those that could not be
-// built) followed by one capacity update per agent, adding the tasks the claims create.
-func (s *Store) withCapacity(claims []Claim, actions [][]types.TransactWriteItem, results []ClaimResult, idx []int) []types.TransactWriteItem {
+// withCapacity returns the actions of the claims at idx followed by one capacity update per
+// agent, adding the tasks the claims create, and for each action the claim it belongs to (-1
+// for a capacity update).
+func (s *Store) withCapacity(claims []Claim, actions [][]types.TransactWriteItem, idx []int) ([]types.TransactWriteItem, []int) {
 	var items []types.TransactWriteItem
+	var owners []int
 	var order []AgentRef
 	tasks := map[AgentRef][]domain.Task{}
 	for _, i := range idx {
-		if results[i].Err != nil || actions[i] == nil {
-			continue
-		}
 		items = append(items, actions[i]...)
+		for range actions[i] {
+			owners = append(owners, i)
+		}
 		t := claims[i].Task
 		if !t.Status.Active() {
 			continue
@@ -327,80 +346,9 @@ func (s *Store) withCapacity(claims []Claim, actions [][]types.TransactWriteItem
 	}
 	for _, ref := range order {
 		items = append(items, types.TransactWriteItem{Update: s.addActive(ref.TenantID, ref.AgentID, tasks[ref])})
+		owners = append(owners, -1)
 	}
-	return items
-}
-
-// claimChunk runs the claims at idx in one transaction, deciding each claim on its own when the
-// transaction is cancelled.
-func (s *Store) claimChunk(ctx context.Context, claims []Claim, actions [][]types.TransactWriteItem, idx []int, results []ClaimResult) {
-	var live []int
-	for _, i := range idx {
-		if results[i].Err == nil {
-			live = append(live, i)
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
-	items := s.withCapacity(claims, actions, results, live)
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	switch {
-	case err == nil:
-		for _, i := range live {
-			results[i].Won = true
-		}
-		return
-	case cancelReasons(err) == nil:
-		// Not a decision about any claim (throttling, a network error): trying each claim on
-		// its own would only multiply the load.
-		for _, i := range live {
-			results[i].Err = fmt.Errorf("claim slot: %w", err)
-		}
-		return
-	case len(live) > 1:
-		// Decide each claim on its own: one lost or conflicting claim cancels a shared
-		// transaction.
-		for _, i := range live {
-			s.claimOne(ctx, s.withCapacity(claims, actions, results, []int{i}), &results[i])
-		}
-		return
-	}
-	s.decideCancelled(ctx, items, &results[live[0]], err, 0)
-}
-
-// claimOne decides a single claim.
-func (s *Store) claimOne(ctx context.Context, actions []types.TransactWriteItem, result *ClaimResult) {
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: actions})
-	if err == nil {
-		result.Won = true
-		return
-	}
-	s.decideCancelled(ctx, actions, result, err, 0)
-}
-
-// decideCancelled settles a single claim whose transaction failed with err: a failed condition
-// means another scheduler won it; a conflicting transaction in progress is waited out and the
-// claim tried again.
-func (s *Store) decideCancelled(ctx context.Context, actions []types.TransactWriteItem, result *ClaimResult, err error, attempt int) {
-	for {
-		if _, ok := cancelledByCondition(err); ok {
-			return
-		}
-		if cancelReasons(err) == nil || attempt >= maxConflictTries {
-			result.Err = fmt.Errorf("claim slot: %w", err)
-			return
-		}
-		if werr := sleepBackoff(ctx, attempt); werr != nil {
-			result.Err = fmt.Errorf("claim slot: %w", werr)
-			return
-		}
-		attempt++
-		if _, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: actions}); err == nil {
-			result.Won = true
-			return
-		}
-	}
+	return items, owners
 }
 
 // claimActions builds a claim's transaction actions. The slot is updated, not replaced, so what
