@@ -137,7 +137,7 @@ func TestClaimSlotsMovesSlotsOnAndCreatesTheirTasks(t *testing.T) {
 	f.repo(tenant, "main-repo")
 	a := f.agent(tenant, offline)
 	slots := f.dueSlots(tenant, a.ID, 3)
-	require.NoError(t, f.st.SetSlotWait(f.ctx, slots[0], "agent busy"))
+	assert.Equal(t, []store.WaitResult{{Recorded: true}}, f.st.SetSlotWaits(f.ctx, []store.SlotWait{{Slot: slots[0], Reason: "agent busy"}}))
 	got, err := f.st.GetSlot(f.ctx, tenant, slots[0].PolicyID, a.ID, domain.SlotBackup)
 	require.NoError(t, err)
 	assert.Equal(t, "agent busy", got.WaitReason)
@@ -180,11 +180,12 @@ func TestClaimSlotsMovesSlotsOnAndCreatesTheirTasks(t *testing.T) {
 	results = f.st.ClaimSlots(f.ctx, []store.Claim{f.claim(slots[0], next), f.claim(slots[1], next)})
 	assert.Equal(t, []store.ClaimResult{{}, {}}, results)
 	// Recording a wait for a run that moved on changes nothing.
-	require.NoError(t, f.st.SetSlotWait(f.ctx, slots[0], "too late"))
+	assert.Equal(t, []store.WaitResult{{}}, f.st.SetSlotWaits(f.ctx, []store.SlotWait{{Slot: slots[0], Reason: "too late"}}))
 	got, err = f.st.GetSlot(f.ctx, tenant, slots[0].PolicyID, a.ID, domain.SlotBackup)
 	require.NoError(t, err)
 	assert.Empty(t, got.WaitReason)
-	require.NoError(t, f.st.SetSlotWait(f.ctx, domain.Slot{TenantID: tenant, PolicyID: slots[2].PolicyID, AgentID: a.ID, Kind: domain.SlotBackup}, "no next run"))
+	noNext := domain.Slot{TenantID: tenant, PolicyID: slots[2].PolicyID, AgentID: a.ID, Kind: domain.SlotBackup}
+	assert.Equal(t, []store.WaitResult{{}}, f.st.SetSlotWaits(f.ctx, []store.SlotWait{{Slot: noNext, Reason: "no next run"}}))
 }
 
 func TestClaimSlotsDecidesEachClaimWhenOneIsLost(t *testing.T) {

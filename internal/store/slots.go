@@ -409,21 +409,148 @@ func (s *Store) claimActions(c Claim) ([]types.TransactWriteItem, error) {
 	return actions, nil
 }
 
-// SetSlotWait records why a due slot was not dispatched, keeping it due. It changes nothing
-// when the slot moved on meanwhile.
-func (s *Store) SetSlotWait(ctx context.Context, sl domain.Slot, reason string) error {
-	if sl.NextRunAt == nil {
-		return nil
+// SlotWait is why a due slot was not dispatched, to be recorded on it.
+type SlotWait struct {
+	// Slot is the slot as read from the due index; its NextRunAt is the condition.
+	Slot   domain.Slot
+	Reason string
+	// CheckAt, when set, watches the run the slot waits with, in the same write: unless an
+	// earlier run of the slot is watched already, the scheduler looks at CheckAt whether it
+	// succeeded (an OverdueCheck for the run planned at Slot.NextRunAt, as WatchSlot makes).
+	CheckAt time.Time
+}
+
+// WaitResult says how recording one wait ended.
+type WaitResult struct {
+	// Recorded is false, with no error, when the slot moved on since it was read (or has no next
+	// run): nothing was written, the check neither.
+	Recorded bool
+	Err      error
+}
+
+// waitActionCount is the number of actions slotWaitActions builds for w.
+func waitActionCount(w SlotWait) int {
+	if w.CheckAt.IsZero() {
+		return 1
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	return 2
+}
+
+// packWaits splits waits (by index) into the groups that share a transaction: in the order they
+// come, while they fit in 100 actions, and never two of one slot, since a transaction may act on
+// an item only once.
+func packWaits(waits []SlotWait) [][]int {
+	var chunks [][]int
+	var cur []int
+	n := 0
+	slots := map[SlotRef]bool{}
+	for i, w := range waits {
+		ref := SlotRef{w.Slot.TenantID, w.Slot.PolicyID, w.Slot.AgentID, w.Slot.Kind}
+		cost := waitActionCount(w)
+		if len(cur) > 0 && (n+cost > maxTransactionActions || slots[ref]) {
+			chunks = append(chunks, cur)
+			cur, n, slots = nil, 0, map[SlotRef]bool{}
+		}
+		cur, n, slots[ref] = append(cur, i), n+cost, true
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+// GroupWaits splits waits into the groups that SetSlotWaits records in one request each.
+func GroupWaits(waits []SlotWait) [][]SlotWait {
+	chunks := packWaits(waits)
+	out := make([][]SlotWait, len(chunks))
+	for i, chunk := range chunks {
+		for _, j := range chunk {
+			out[i] = append(out[i], waits[j])
+		}
+	}
+	return out
+}
+
+// SetSlotWaits records why due slots were not dispatched, keeping them due, with as few
+// requests as it can: the waits share transactions of up to 100 actions (one per wait, and one
+// more for a wait that watches its run). Each wait holds only while its slot still has the next
+// run time it was read with; a slot that moved on meanwhile is left as it is, and its wait
+// cancels the shared transaction, which is then tried again without it. A lone wait that
+// watches nothing is a plain conditional update.
+func (s *Store) SetSlotWaits(ctx context.Context, waits []SlotWait) []WaitResult {
+	results := make([]WaitResult, len(waits))
+	out := make([]outcome, len(waits))
+	build := func(live []int) ([]types.TransactWriteItem, []int) {
+		var items []types.TransactWriteItem
+		var owners []int
+		for _, i := range live {
+			actions := s.slotWaitActions(waits[i])
+			items = append(items, actions...)
+			for range actions {
+				owners = append(owners, i)
+			}
+		}
+		return items, owners
+	}
+	for _, chunk := range packWaits(waits) {
+		var live []int
+		for _, i := range chunk {
+			if waits[i].Slot.NextRunAt != nil {
+				live = append(live, i)
+			}
+		}
+		if len(live) == 1 && waits[live[0]].CheckAt.IsZero() {
+			out[live[0]] = s.setSlotWait(ctx, waits[live[0]])
+			continue
+		}
+		s.transactUnits(ctx, live, build, out)
+	}
+	for i, o := range out {
+		results[i] = WaitResult{Recorded: o.done}
+		if o.err != nil {
+			results[i].Err = fmt.Errorf("record slot wait: %w", o.err)
+		}
+	}
+	return results
+}
+
+// slotWaitUpdate is the conditional update that records a wait on its slot.
+func (s *Store) slotWaitUpdate(w SlotWait) *types.Update {
+	sl := w.Slot
+	return &types.Update{
 		TableName:                 &s.table,
 		Key:                       slotKey(sl.TenantID, sl.PolicyID, sl.AgentID, sl.Kind).av(),
 		UpdateExpression:          aws.String("SET waitReason = :r"),
 		ConditionExpression:       aws.String("nextRunAt = :expected"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":r": str(reason), ":expected": str(fmtTime(*sl.NextRunAt))},
-	})
-	if err != nil && !conditionFailed(err) {
-		return fmt.Errorf("record slot wait: %w", err)
+		ExpressionAttributeValues: map[string]types.AttributeValue{":r": str(w.Reason), ":expected": str(fmtTime(*sl.NextRunAt))},
 	}
-	return nil
+}
+
+// slotWaitActions are a wait's transaction actions: the wait, and the watch of its run.
+func (s *Store) slotWaitActions(w SlotWait) []types.TransactWriteItem {
+	actions := []types.TransactWriteItem{{Update: s.slotWaitUpdate(w)}}
+	if !w.CheckAt.IsZero() {
+		sl := w.Slot
+		actions = append(actions, types.TransactWriteItem{Update: s.overdueCheckUpdate(OverdueCheck{
+			TenantID: sl.TenantID, PolicyID: sl.PolicyID, AgentID: sl.AgentID, Kind: sl.Kind,
+			PlannedAt: *sl.NextRunAt, CheckAt: w.CheckAt,
+		}, true)})
+	}
+	return actions
+}
+
+// setSlotWait records one wait that watches nothing, in one conditional update.
+func (s *Store) setSlotWait(ctx context.Context, w SlotWait) outcome {
+	u := s.slotWaitUpdate(w)
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression,
+		ConditionExpression: u.ConditionExpression, ExpressionAttributeValues: u.ExpressionAttributeValues,
+	})
+	switch {
+	case conditionFailed(err):
+		return outcome{}
+	case err != nil:
+		return outcome{err: err}
+	}
+	return outcome{done: true}
 }
