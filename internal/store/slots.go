@@ -87,44 +87,50 @@ type Due struct {
 // The cursor is the sort key of the last entry returned: due-index sort keys are unique, so the
 // next page is the key range from there on, less that entry. Unlike the cursors of the other
 // listings, it does not depend on the shape of DynamoDB's LastEvaluatedKey for an index, which
-// the embedded emulator gets wrong (it leaves out the index's keys).
+// the embedded emulator gets wrong (it leaves out the index's keys); for the same reason, a
+// response DynamoDB cut short (at 1 MB) is continued from the last entry read, not from its
+// LastEvaluatedKey. A page is one request: it reads the entry at the cursor, the page, and one
+// entry more, which tells whether another page follows.
 func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Page) ([]Due, string, error) {
 	if shard < 0 || shard >= resources.DueShards {
 		return nil, "", fmt.Errorf("query due: shard %d out of range", shard)
 	}
 	from, to := "0", fmtTime(now)+"#~"
+	seen := "" // the sort key of an entry read before, which the range starts with
 	if page.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(page.Cursor)
 		if err != nil || len(b) == 0 || len(b) > maxSortKeyBytes || string(b) < from {
 			return nil, "", fmt.Errorf("query due shard %d: %w", shard, domain.ErrInvalidCursor)
 		}
-		from = string(b)
+		from, seen = string(b), string(b)
 	}
 	if from > to {
 		return nil, "", nil
 	}
 	want := int(page.limit())
-	in := &dynamodb.QueryInput{
-		TableName:                &s.table,
-		IndexName:                aws.String(resources.GSI2),
-		KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
-		ExpressionAttributeNames: map[string]string{"#pk": resources.AttrGSI2PK, "#sk": resources.AttrGSI2SK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": str(dueGSI2(shard)), ":from": str(from), ":to": str(to),
-		},
-		// One more than wanted: the entry at the cursor, returned before, comes first again.
-		Limit: aws.Int32(int32(want + 1)),
-	}
 	var due []Due
 	last := ""
 	for {
-		out, err := s.db.Query(ctx, in)
+		limit := want - len(due) + 1
+		if seen != "" {
+			limit++
+		}
+		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                &s.table,
+			IndexName:                aws.String(resources.GSI2),
+			KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
+			ExpressionAttributeNames: map[string]string{"#pk": resources.AttrGSI2PK, "#sk": resources.AttrGSI2SK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": str(dueGSI2(shard)), ":from": str(from), ":to": str(to),
+			},
+			Limit: aws.Int32(int32(limit)),
+		})
 		if err != nil {
 			return nil, "", fmt.Errorf("query due shard %d: %w", shard, err)
 		}
 		for _, m := range out.Items {
 			sk, _ := m[resources.AttrGSI2SK].(*types.AttributeValueMemberS)
-			if sk == nil || (page.Cursor != "" && sk.Value == from) {
+			if sk == nil || (seen != "" && sk.Value == seen) {
 				continue
 			}
 			if len(due) == want {
@@ -143,7 +149,12 @@ func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Pag
 		if out.LastEvaluatedKey == nil {
 			return due, "", nil
 		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		if last == "" || last == seen {
+			// Nothing new came back, yet DynamoDB says more may follow: reading on from the
+			// same place could only repeat this response.
+			return nil, "", fmt.Errorf("query due shard %d: a response cut short before its first new entry", shard)
+		}
+		from, seen = last, last
 	}
 }
 
