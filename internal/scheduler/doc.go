@@ -13,13 +13,15 @@
 //   - a slot whose next run is due. If its agent cannot take work — offline (or silent), backing
 //     off, saturated (maxConcurrentTasks or a per-type limit reached by its pending, queued and
 //     running tasks, which the agents' capacity items list, read 100 agents per request) — the
-//     slot stays due and records why it waits; it is dispatched on the
-//     first tick after the agent recovers. Otherwise it is claimed: one conditional write moves
-//     its next run to schedule.Advance (the first planned time after both the planned run and
-//     now, so a tick missed for hours dispatches one catch-up run, not a burst) and creates the
-//     pending task. Claims share transactions; the store decides each one on its own when
-//     another tick won one of them. The won tasks are then sent (SendMessageBatch per queue) and
-//     marked queued in shared transactions.
+//     slot stays due and records why it waits, when the reason is new; a backup that starts
+//     waiting gets its overdue check in the same write. The records share transactions of up to
+//     100 actions. The slot is dispatched on the first tick after the agent recovers. Otherwise
+//     it is claimed: one conditional write moves its next run to schedule.Advance (the first
+//     planned time after both the planned run and now, so a tick missed for hours dispatches one
+//     catch-up run, not a burst) and creates the pending task. Claims share transactions; when
+//     another tick won some of them, or a slot moved on before its wait was recorded, the store
+//     tries the transaction again without those. The won tasks are then sent (SendMessageBatch
+//     per queue) and marked queued in shared transactions.
 //   - a pending task: a tick crashed between claim and send, or the API could not send a task run
 //     now. It is sent, unless its deadline passed (expired) or it is younger than PendingGrace —
 //     the tick or request that created it is sending it, and a second send would duplicate the

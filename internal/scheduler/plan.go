@@ -308,36 +308,35 @@ func (t *tick) planAgent(ctx context.Context, w *work, c store.Capacity, found b
 
 // recordWaits records on each held-back slot why it waits — only when the reason changed, so a
 // slot that waits for hours is written once — and makes sure a backup that waits is checked for
-// being overdue.
+// being overdue, in the same write. The records share transactions of up to 100 actions, groups
+// of them in parallel.
 func (t *tick) recordWaits(ctx context.Context, waits []waiting) {
-	var changed []waiting
+	var changed []store.SlotWait
 	for _, w := range waits {
 		t.wait(w.kind)
-		if w.slot.WaitReason != w.reason {
-			changed = append(changed, w)
+		if w.slot.WaitReason == w.reason || w.slot.NextRunAt == nil {
+			continue
 		}
+		sw := store.SlotWait{Slot: w.slot, Reason: w.reason}
+		if w.slot.Kind == domain.SlotBackup && w.kind != waitUnschedulable {
+			sw.CheckAt = w.slot.NextRunAt.Add(t.cfg.OverdueGrace)
+			if sw.CheckAt.Before(t.now) {
+				sw.CheckAt = t.now
+			}
+		}
+		changed = append(changed, sw)
 	}
-	forEach(len(changed), t.cfg.Concurrency, func(i int) {
-		w := changed[i]
-		attrs := []any{"tenant_id", w.slot.TenantID, "agent_id", w.slot.AgentID, "policy_id", w.slot.PolicyID, "kind", string(w.slot.Kind)}
-		if err := t.s.Store.SetSlotWait(ctx, w.slot, w.reason); err != nil {
-			t.fail(ctx, "record why a slot waits", err, attrs...)
-			return
-		}
-		t.log.InfoContext(ctx, "slot waits", append(attrs, "reason", w.reason)...)
-		if w.slot.Kind != domain.SlotBackup || w.kind == waitUnschedulable {
-			return
-		}
-		checkAt := w.slot.NextRunAt.Add(t.cfg.OverdueGrace)
-		if checkAt.Before(t.now) {
-			checkAt = t.now
-		}
-		err := t.s.Store.WatchSlot(ctx, store.OverdueCheck{
-			TenantID: w.slot.TenantID, PolicyID: w.slot.PolicyID, AgentID: w.slot.AgentID, Kind: w.slot.Kind,
-			PlannedAt: *w.slot.NextRunAt, CheckAt: checkAt,
-		})
-		if err != nil {
-			t.fail(ctx, "watch a waiting slot", err, attrs...)
+	groups := store.GroupWaits(changed)
+	forEach(len(groups), t.cfg.Concurrency, func(g int) {
+		for i, res := range t.s.Store.SetSlotWaits(ctx, groups[g]) {
+			sl := groups[g][i].Slot
+			attrs := []any{"tenant_id", sl.TenantID, "agent_id", sl.AgentID, "policy_id", sl.PolicyID, "kind", string(sl.Kind)}
+			switch {
+			case res.Err != nil:
+				t.fail(ctx, "record why a slot waits", res.Err, attrs...)
+			case res.Recorded:
+				t.log.InfoContext(ctx, "slot waits", append(attrs, "reason", groups[g][i].Reason)...)
+			}
 		}
 	})
 }

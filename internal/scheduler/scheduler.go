@@ -26,12 +26,11 @@ type Store interface {
 	GetSlot(ctx context.Context, tenantID, policyID, agentID string, kind domain.SlotKind) (domain.Slot, error)
 	GetCapacities(ctx context.Context, refs []store.AgentRef) (map[store.AgentRef]store.Capacity, error)
 	ClaimSlots(ctx context.Context, claims []store.Claim) []store.ClaimResult
-	SetSlotWait(ctx context.Context, sl domain.Slot, reason string) error
+	SetSlotWaits(ctx context.Context, waits []store.SlotWait) []store.WaitResult
 	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
 	UpdateTaskRun(ctx context.Context, tenantID, taskID, runID string, decide func(domain.Task, *domain.Run) (store.TaskRunChange, error)) (store.TaskRunChange, error)
 	SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time) (bool, error)
 	ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, error)
-	WatchSlot(ctx context.Context, c store.OverdueCheck) error
 	AnnounceOverdue(ctx context.Context, c store.OverdueCheck, lastSuccess *time.Time, recheckAt time.Time) (bool, error)
 	RecheckOverdue(ctx context.Context, c store.OverdueCheck, recheckAt time.Time) error
 	EndOverdueCheck(ctx context.Context, c store.OverdueCheck, announced bool) (bool, error)

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
 	"github.com/restic-monitor/restic-monitor/internal/scheduler"
+	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
 func TestTickDispatchesEachScheduleOfAPolicy(t *testing.T) {
@@ -134,6 +137,85 @@ func TestConcurrentTicksDispatchEachRunOnce(t *testing.T) {
 		}
 		assert.Equal(t, want, got, "messages in the queue of agent %s", a.ID)
 	}
+}
+
+func TestConcurrentTicksRecordWhySlotsWait(t *testing.T) {
+	f := newFixture(t)
+	f.config.DuePageSize = 2
+	f.config.OverdueGrace = 30 * time.Minute
+	var saturated, offline []domain.Agent
+	for range 6 {
+		saturated = append(saturated, f.agent(func(a *domain.Agent) { a.Limits.MaxConcurrentTasks = 1 }))
+	}
+	for range 4 {
+		offline = append(offline, f.agent(func(a *domain.Agent) { a.Status, a.LastSeenAt = domain.AgentOffline, ptr(base.Add(-time.Hour)) }))
+	}
+	policies := []domain.Policy{f.policy(nil), f.policy(nil)}
+	for _, p := range policies {
+		for _, a := range append(slices.Clone(saturated), offline...) {
+			f.assign(p, a, base)
+		}
+	}
+
+	now := base.Add(10 * time.Second)
+	f.clock.Set(now)
+	const ticks = 3
+	sums := make([]scheduler.Summary, ticks)
+	errs := make([]error, ticks)
+	var wg sync.WaitGroup
+	for i := range ticks {
+		wg.Go(func() { sums[i], errs[i] = f.scheduler(f.qm).Tick(f.ctx, now) })
+	}
+	wg.Wait()
+	claimed := 0
+	for i := range ticks {
+		require.NoError(t, errs[i])
+		assert.Zero(t, sums[i].Errors, "tick %d errors", i)
+		claimed += sums[i].Claimed
+	}
+	assert.Equal(t, len(saturated), claimed, "one run per agent that runs one task at a time")
+
+	for _, a := range saturated {
+		require.Len(t, f.tasks(a), 1, "agent %s", a.Hostname)
+		var reasons []string
+		for _, p := range policies {
+			sl := f.slot(p, a, domain.SlotBackup)
+			if sl.WaitReason == "" {
+				assert.Equal(t, base.Add(time.Hour), *sl.NextRunAt, "agent %s: the claimed slot moved on", a.Hostname)
+				continue
+			}
+			reasons = append(reasons, sl.WaitReason)
+			assert.Equal(t, base, *sl.NextRunAt, "agent %s: the waiting slot stays due", a.Hostname)
+		}
+		assert.Equal(t, []string{"agent saturated: maxConcurrentTasks is 1"}, reasons, "agent %s", a.Hostname)
+	}
+	for _, a := range offline {
+		for _, p := range policies {
+			sl := f.slot(p, a, domain.SlotBackup)
+			assert.Equal(t, "agent offline", sl.WaitReason, "agent %s", a.Hostname)
+			assert.Equal(t, base, *sl.NextRunAt, "agent %s", a.Hostname)
+		}
+	}
+
+	// Every backup's run is watched: the claimed ones by their claims, the waiting ones by the
+	// records of their waits.
+	watched := map[string]time.Time{}
+	for shard := range resources.DueShards {
+		due, _, err := f.st.QueryDue(f.ctx, shard, base.Add(31*time.Minute), store.Page{Limit: 100})
+		require.NoError(t, err)
+		for _, d := range due {
+			if d.Check != nil {
+				watched[d.Check.PolicyID+"/"+d.Check.AgentID] = d.Check.PlannedAt
+			}
+		}
+	}
+	want := map[string]time.Time{}
+	for _, p := range policies {
+		for _, a := range append(slices.Clone(saturated), offline...) {
+			want[p.ID+"/"+a.ID] = base
+		}
+	}
+	assert.Equal(t, want, watched)
 }
 
 func TestAgentsThatCannotTakeWorkKeepTheirSlotsDue(t *testing.T) {

@@ -91,6 +91,7 @@ func TestQueryDuePagesThroughAShardOldestFirst(t *testing.T) {
 		at := f.now.Add(-time.Duration((i*7)%40+1) * time.Minute)
 		require.NoError(t, f.st.Assign(f.ctx, tenant, p.ID, a.ID, []domain.Slot{{Kind: domain.SlotBackup, NextRunAt: &at}}))
 	}
+	st, reqs := counted(f)
 	total := 0
 	for shard := range resources.DueShards {
 		whole, _, err := f.st.QueryDue(f.ctx, shard, f.now, store.Page{Limit: 100})
@@ -101,9 +102,25 @@ func TestQueryDuePagesThroughAShardOldestFirst(t *testing.T) {
 			times[i] = *d.Slot.NextRunAt
 		}
 		assert.True(t, sort.SliceIsSorted(times, func(i, j int) bool { return times[i].Before(times[j]) }), "shard %d oldest first: %v", shard, times)
-		paged, pages := walk(t, 2, func(p store.Page) ([]store.Due, string, error) { return f.st.QueryDue(f.ctx, shard, f.now, p) })
+		reqs.take()
+		paged, pages := walk(t, 2, func(p store.Page) ([]store.Due, string, error) { return st.QueryDue(f.ctx, shard, f.now, p) })
 		assert.Equal(t, dueNames(whole), dueNames(paged), "shard %d, two per page", shard)
-		assert.LessOrEqual(t, pages, len(whole)/2+1, "shard %d", shard)
+		assert.Equal(t, max((len(whole)+1)/2, 1), pages, "shard %d: a last page only when entries are left", shard)
+		assert.Equal(t, map[string]int{"Query": pages}, reqs.take(), "shard %d: one request per page", shard)
+
+		// The entry a cursor names may have moved on (a tick claims what it read) by the time
+		// the next page is read.
+		moved, pages := walk(t, 2, func(p store.Page) ([]store.Due, string, error) {
+			due, next, err := st.QueryDue(f.ctx, shard, f.now, p)
+			if len(due) > 0 {
+				sl := *due[len(due)-1].Slot
+				sl.NextRunAt = ptr(f.now.Add(time.Hour))
+				require.NoError(t, f.st.PutSlot(f.ctx, tenant, sl))
+			}
+			return due, next, err
+		})
+		assert.Equal(t, dueNames(whole), dueNames(moved), "shard %d, two per page, each page's last entry moving on", shard)
+		assert.Equal(t, map[string]int{"Query": pages}, reqs.take(), "shard %d: one request per page", shard)
 		total += len(whole)
 	}
 	assert.Equal(t, 40, total)
@@ -137,7 +154,7 @@ func TestClaimSlotsMovesSlotsOnAndCreatesTheirTasks(t *testing.T) {
 	f.repo(tenant, "main-repo")
 	a := f.agent(tenant, offline)
 	slots := f.dueSlots(tenant, a.ID, 3)
-	require.NoError(t, f.st.SetSlotWait(f.ctx, slots[0], "agent busy"))
+	assert.Equal(t, []store.WaitResult{{Recorded: true}}, f.st.SetSlotWaits(f.ctx, []store.SlotWait{{Slot: slots[0], Reason: "agent busy"}}))
 	got, err := f.st.GetSlot(f.ctx, tenant, slots[0].PolicyID, a.ID, domain.SlotBackup)
 	require.NoError(t, err)
 	assert.Equal(t, "agent busy", got.WaitReason)
@@ -180,11 +197,12 @@ func TestClaimSlotsMovesSlotsOnAndCreatesTheirTasks(t *testing.T) {
 	results = f.st.ClaimSlots(f.ctx, []store.Claim{f.claim(slots[0], next), f.claim(slots[1], next)})
 	assert.Equal(t, []store.ClaimResult{{}, {}}, results)
 	// Recording a wait for a run that moved on changes nothing.
-	require.NoError(t, f.st.SetSlotWait(f.ctx, slots[0], "too late"))
+	assert.Equal(t, []store.WaitResult{{}}, f.st.SetSlotWaits(f.ctx, []store.SlotWait{{Slot: slots[0], Reason: "too late"}}))
 	got, err = f.st.GetSlot(f.ctx, tenant, slots[0].PolicyID, a.ID, domain.SlotBackup)
 	require.NoError(t, err)
 	assert.Empty(t, got.WaitReason)
-	require.NoError(t, f.st.SetSlotWait(f.ctx, domain.Slot{TenantID: tenant, PolicyID: slots[2].PolicyID, AgentID: a.ID, Kind: domain.SlotBackup}, "no next run"))
+	noNext := domain.Slot{TenantID: tenant, PolicyID: slots[2].PolicyID, AgentID: a.ID, Kind: domain.SlotBackup}
+	assert.Equal(t, []store.WaitResult{{}}, f.st.SetSlotWaits(f.ctx, []store.SlotWait{{Slot: noNext, Reason: "no next run"}}))
 }
 
 func TestClaimSlotsDecidesEachClaimWhenOneIsLost(t *testing.T) {
@@ -209,8 +227,10 @@ func TestClaimSlotsDecidesEachClaimWhenOneIsLost(t *testing.T) {
 	// One claim cannot be built at all.
 	claims[20].Task.Deadline = claims[20].Task.NotBefore
 
-	results := f.st.ClaimSlots(f.ctx, claims)
+	st, reqs := counted(f)
+	results := st.ClaimSlots(f.ctx, claims)
 	require.Len(t, results, len(claims))
+	assert.Equal(t, map[string]int{"TransactWriteItems": 4}, reqs.take(), "each transaction is tried again once, without its lost claim")
 	for i, r := range results {
 		_, err := f.st.GetTask(f.ctx, tenant, claims[i].Task.ID)
 		switch i {

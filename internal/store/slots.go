@@ -204,44 +204,50 @@ type Due struct {
 // The cursor is the sort key of the last entry returned: due-index sort keys are unique, so the
 // next page is the key range from there on, less that entry. Unlike the cursors of the other
 // listings, it does not depend on the shape of DynamoDB's LastEvaluatedKey for an index, which
-// the embedded emulator gets wrong (it leaves out the index's keys).
+// the embedded emulator gets wrong (it leaves out the index's keys); for the same reason, a
+// response DynamoDB cut short (at 1 MB) is continued from the last entry read, not from its
+// LastEvaluatedKey. A page is one request: it reads the entry at the cursor, the page, and one
+// entry more, which tells whether another page follows.
 func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Page) ([]Due, string, error) {
 	if shard < 0 || shard >= resources.DueShards {
 		return nil, "", fmt.Errorf("query due: shard %d out of range", shard)
 	}
 	from, to := "0", fmtTime(now)+"#~"
+	seen := "" // the sort key of an entry read before, which the range starts with
 	if page.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(page.Cursor)
 		if err != nil || len(b) == 0 || len(b) > maxSortKeyBytes || string(b) < from {
 			return nil, "", fmt.Errorf("query due shard %d: %w", shard, domain.ErrInvalidCursor)
 		}
-		from = string(b)
+		from, seen = string(b), string(b)
 	}
 	if from > to {
 		return nil, "", nil
 	}
 	want := int(page.limit())
-	in := &dynamodb.QueryInput{
-		TableName:                &s.table,
-		IndexName:                aws.String(resources.GSI2),
-		KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
-		ExpressionAttributeNames: map[string]string{"#pk": resources.AttrGSI2PK, "#sk": resources.AttrGSI2SK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": str(dueGSI2(shard)), ":from": str(from), ":to": str(to),
-		},
-		// One more than wanted: the entry at the cursor, returned before, comes first again.
-		Limit: aws.Int32(int32(want + 1)),
-	}
 	var due []Due
 	last := ""
 	for {
-		out, err := s.db.Query(ctx, in)
+		limit := want - len(due) + 1
+		if seen != "" {
+			limit++
+		}
+		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                &s.table,
+			IndexName:                aws.String(resources.GSI2),
+			KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :from AND :to"),
+			ExpressionAttributeNames: map[string]string{"#pk": resources.AttrGSI2PK, "#sk": resources.AttrGSI2SK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": str(dueGSI2(shard)), ":from": str(from), ":to": str(to),
+			},
+			Limit: aws.Int32(int32(limit)),
+		})
 		if err != nil {
 			return nil, "", fmt.Errorf("query due shard %d: %w", shard, err)
 		}
 		for _, m := range out.Items {
 			sk, _ := m[resources.AttrGSI2SK].(*types.AttributeValueMemberS)
-			if sk == nil || (page.Cursor != "" && sk.Value == from) {
+			if sk == nil || (seen != "" && sk.Value == seen) {
 				continue
 			}
 			if len(due) == want {
@@ -260,7 +266,12 @@ func (s *Store) QueryDue(ctx context.Context, shard int, now time.Time, page Pag
 		if out.LastEvaluatedKey == nil {
 			return due, "", nil
 		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		if last == "" || last == seen {
+			// Nothing new came back, yet DynamoDB says more may follow: reading on from the
+			// same place could only repeat this response.
+			return nil, "", fmt.Errorf("query due shard %d: a response cut short before its first new entry", shard)
+		}
+		from, seen = last, last
 	}
 }
 
@@ -329,22 +340,39 @@ type ClaimResult struct {
 // maxTransactionActions is DynamoDB's limit on the actions of one transaction.
 const maxTransactionActions = 100
 
-// maxConflictTries bounds how often a single claim is tried again when another transaction on
-// the same items was in progress (which decides nothing about who wins).
+// maxConflictTries bounds how often a shared transaction is tried again when another
+// transaction on the same items was in progress (which decides nothing about who wins).
 const maxConflictTries = 3
 
 // ClaimSlots decides a batch of claims with as few requests as it can: claims share
 // transactions of up to 100 actions (two or three per claim, and one per agent for its capacity
-// item, which the claims of one agent share); when a condition cancels a shared transaction,
-// its claims are decided one by one, so one lost claim does not lose the others.
+// item, which the claims of one agent share); a claim another scheduler won cancels its shared
+// transaction, which is then tried again without it, so one lost claim does not lose the others.
 func (s *Store) ClaimSlots(ctx context.Context, claims []Claim) []ClaimResult {
 	results := make([]ClaimResult, len(claims))
 	actions := make([][]types.TransactWriteItem, len(claims))
 	for i, c := range claims {
 		actions[i], results[i].Err = s.claimActions(c)
 	}
+	out := make([]outcome, len(claims))
+	build := func(live []int) ([]types.TransactWriteItem, []int) { return s.withCapacity(claims, actions, live) }
 	for _, chunk := range packClaims(claims) {
-		s.claimChunk(ctx, claims, actions, chunk, results)
+		var live []int
+		for _, i := range chunk {
+			if results[i].Err == nil {
+				live = append(live, i)
+			}
+		}
+		s.transactUnits(ctx, live, build, out)
+	}
+	for i, o := range out {
+		switch {
+		case results[i].Err != nil:
+		case o.err != nil:
+			results[i].Err = fmt.Errorf("claim slot: %w", o.err)
+		default:
+			results[i].Won = o.done
+		}
 	}
 	return results
 }
@@ -421,17 +449,19 @@ func packClaims(claims []Claim) [][]int {
 	return chunks
 }
 
-// withCapacity returns the actions of the claims at idx (leaving out those that could not be
-// built) followed by one capacity update per agent, adding the tasks the claims create.
-func (s *Store) withCapacity(claims []Claim, actions [][]types.TransactWriteItem, results []ClaimResult, idx []int) []types.TransactWriteItem {
+// withCapacity returns the actions of the claims at idx followed by one capacity update per
+// agent, adding the tasks the claims create, and for each action the claim it belongs to (-1
+// for a capacity update).
+func (s *Store) withCapacity(claims []Claim, actions [][]types.TransactWriteItem, idx []int) ([]types.TransactWriteItem, []int) {
 	var items []types.TransactWriteItem
+	var owners []int
 	var order []AgentRef
 	tasks := map[AgentRef][]domain.Task{}
 	for _, i := range idx {
-		if results[i].Err != nil || actions[i] == nil {
-			continue
-		}
 		items = append(items, actions[i]...)
+		for range actions[i] {
+			owners = append(owners, i)
+		}
 		t := claims[i].Task
 		if !t.Status.Active() {
 			continue
@@ -444,80 +474,9 @@ func (s *Store) withCapacity(claims []Claim, actions [][]types.TransactWriteItem
 	}
 	for _, ref := range order {
 		items = append(items, types.TransactWriteItem{Update: s.addActive(ref.TenantID, ref.AgentID, tasks[ref])})
+		owners = append(owners, -1)
 	}
-	return items
-}
-
-// claimChunk runs the claims at idx in one transaction, deciding each claim on its own when the
-// transaction is cancelled.
-func (s *Store) claimChunk(ctx context.Context, claims []Claim, actions [][]types.TransactWriteItem, idx []int, results []ClaimResult) {
-	var live []int
-	for _, i := range idx {
-		if results[i].Err == nil {
-			live = append(live, i)
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
-	items := s.withCapacity(claims, actions, results, live)
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	switch {
-	case err == nil:
-		for _, i := range live {
-			results[i].Won = true
-		}
-		return
-	case cancelReasons(err) == nil:
-		// Not a decision about any claim (throttling, a network error): trying each claim on
-		// its own would only multiply the load.
-		for _, i := range live {
-			results[i].Err = fmt.Errorf("claim slot: %w", err)
-		}
-		return
-	case len(live) > 1:
-		// Decide each claim on its own: one lost or conflicting claim cancels a shared
-		// transaction.
-		for _, i := range live {
-			s.claimOne(ctx, s.withCapacity(claims, actions, results, []int{i}), &results[i])
-		}
-		return
-	}
-	s.decideCancelled(ctx, items, &results[live[0]], err, 0)
-}
-
-// claimOne decides a single claim.
-func (s *Store) claimOne(ctx context.Context, actions []types.TransactWriteItem, result *ClaimResult) {
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: actions})
-	if err == nil {
-		result.Won = true
-		return
-	}
-	s.decideCancelled(ctx, actions, result, err, 0)
-}
-
-// decideCancelled settles a single claim whose transaction failed with err: a failed condition
-// means another scheduler won it; a conflicting transaction in progress is waited out and the
-// claim tried again.
-func (s *Store) decideCancelled(ctx context.Context, actions []types.TransactWriteItem, result *ClaimResult, err error, attempt int) {
-	for {
-		if _, ok := cancelledByCondition(err); ok {
-			return
-		}
-		if cancelReasons(err) == nil || attempt >= maxConflictTries {
-			result.Err = fmt.Errorf("claim slot: %w", err)
-			return
-		}
-		if werr := sleepBackoff(ctx, attempt); werr != nil {
-			result.Err = fmt.Errorf("claim slot: %w", werr)
-			return
-		}
-		attempt++
-		if _, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: actions}); err == nil {
-			result.Won = true
-			return
-		}
-	}
+	return items, owners
 }
 
 // claimActions builds a claim's transaction actions. The slot is updated, not replaced, so what
@@ -578,21 +537,148 @@ func (s *Store) claimActions(c Claim) ([]types.TransactWriteItem, error) {
 	return actions, nil
 }
 
-// SetSlotWait records why a due slot was not dispatched, keeping it due. It changes nothing
-// when the slot moved on meanwhile.
-func (s *Store) SetSlotWait(ctx context.Context, sl domain.Slot, reason string) error {
-	if sl.NextRunAt == nil {
-		return nil
+// SlotWait is why a due slot was not dispatched, to be recorded on it.
+type SlotWait struct {
+	// Slot is the slot as read from the due index; its NextRunAt is the condition.
+	Slot   domain.Slot
+	Reason string
+	// CheckAt, when set, watches the run the slot waits with, in the same write: unless an
+	// earlier run of the slot is watched already, the scheduler looks at CheckAt whether it
+	// succeeded (an OverdueCheck for the run planned at Slot.NextRunAt, as WatchSlot makes).
+	CheckAt time.Time
+}
+
+// WaitResult says how recording one wait ended.
+type WaitResult struct {
+	// Recorded is false, with no error, when the slot moved on since it was read (or has no next
+	// run): nothing was written, the check neither.
+	Recorded bool
+	Err      error
+}
+
+// waitActionCount is the number of actions slotWaitActions builds for w.
+func waitActionCount(w SlotWait) int {
+	if w.CheckAt.IsZero() {
+		return 1
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	return 2
+}
+
+// packWaits splits waits (by index) into the groups that share a transaction: in the order they
+// come, while they fit in 100 actions, and never two of one slot, since a transaction may act on
+// an item only once.
+func packWaits(waits []SlotWait) [][]int {
+	var chunks [][]int
+	var cur []int
+	n := 0
+	slots := map[SlotRef]bool{}
+	for i, w := range waits {
+		ref := SlotRef{w.Slot.TenantID, w.Slot.PolicyID, w.Slot.AgentID, w.Slot.Kind}
+		cost := waitActionCount(w)
+		if len(cur) > 0 && (n+cost > maxTransactionActions || slots[ref]) {
+			chunks = append(chunks, cur)
+			cur, n, slots = nil, 0, map[SlotRef]bool{}
+		}
+		cur, n, slots[ref] = append(cur, i), n+cost, true
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+// GroupWaits splits waits into the groups that SetSlotWaits records in one request each.
+func GroupWaits(waits []SlotWait) [][]SlotWait {
+	chunks := packWaits(waits)
+	out := make([][]SlotWait, len(chunks))
+	for i, chunk := range chunks {
+		for _, j := range chunk {
+			out[i] = append(out[i], waits[j])
+		}
+	}
+	return out
+}
+
+// SetSlotWaits records why due slots were not dispatched, keeping them due, with as few
+// requests as it can: the waits share transactions of up to 100 actions (one per wait, and one
+// more for a wait that watches its run). Each wait holds only while its slot still has the next
+// run time it was read with; a slot that moved on meanwhile is left as it is, and its wait
+// cancels the shared transaction, which is then tried again without it. A lone wait that
+// watches nothing is a plain conditional update.
+func (s *Store) SetSlotWaits(ctx context.Context, waits []SlotWait) []WaitResult {
+	results := make([]WaitResult, len(waits))
+	out := make([]outcome, len(waits))
+	build := func(live []int) ([]types.TransactWriteItem, []int) {
+		var items []types.TransactWriteItem
+		var owners []int
+		for _, i := range live {
+			actions := s.slotWaitActions(waits[i])
+			items = append(items, actions...)
+			for range actions {
+				owners = append(owners, i)
+			}
+		}
+		return items, owners
+	}
+	for _, chunk := range packWaits(waits) {
+		var live []int
+		for _, i := range chunk {
+			if waits[i].Slot.NextRunAt != nil {
+				live = append(live, i)
+			}
+		}
+		if len(live) == 1 && waits[live[0]].CheckAt.IsZero() {
+			out[live[0]] = s.setSlotWait(ctx, waits[live[0]])
+			continue
+		}
+		s.transactUnits(ctx, live, build, out)
+	}
+	for i, o := range out {
+		results[i] = WaitResult{Recorded: o.done}
+		if o.err != nil {
+			results[i].Err = fmt.Errorf("record slot wait: %w", o.err)
+		}
+	}
+	return results
+}
+
+// slotWaitUpdate is the conditional update that records a wait on its slot.
+func (s *Store) slotWaitUpdate(w SlotWait) *types.Update {
+	sl := w.Slot
+	return &types.Update{
 		TableName:                 &s.table,
 		Key:                       slotKey(sl.TenantID, sl.PolicyID, sl.AgentID, sl.Kind).av(),
 		UpdateExpression:          aws.String("SET waitReason = :r"),
 		ConditionExpression:       aws.String("nextRunAt = :expected"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":r": str(reason), ":expected": str(fmtTime(*sl.NextRunAt))},
-	})
-	if err != nil && !conditionFailed(err) {
-		return fmt.Errorf("record slot wait: %w", err)
+		ExpressionAttributeValues: map[string]types.AttributeValue{":r": str(w.Reason), ":expected": str(fmtTime(*sl.NextRunAt))},
 	}
-	return nil
+}
+
+// slotWaitActions are a wait's transaction actions: the wait, and the watch of its run.
+func (s *Store) slotWaitActions(w SlotWait) []types.TransactWriteItem {
+	actions := []types.TransactWriteItem{{Update: s.slotWaitUpdate(w)}}
+	if !w.CheckAt.IsZero() {
+		sl := w.Slot
+		actions = append(actions, types.TransactWriteItem{Update: s.overdueCheckUpdate(OverdueCheck{
+			TenantID: sl.TenantID, PolicyID: sl.PolicyID, AgentID: sl.AgentID, Kind: sl.Kind,
+			PlannedAt: *sl.NextRunAt, CheckAt: w.CheckAt,
+		}, true)})
+	}
+	return actions
+}
+
+// setSlotWait records one wait that watches nothing, in one conditional update.
+func (s *Store) setSlotWait(ctx context.Context, w SlotWait) outcome {
+	u := s.slotWaitUpdate(w)
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression,
+		ConditionExpression: u.ConditionExpression, ExpressionAttributeValues: u.ExpressionAttributeValues,
+	})
+	switch {
+	case conditionFailed(err):
+		return outcome{}
+	case err != nil:
+		return outcome{err: err}
+	}
+	return outcome{done: true}
 }
