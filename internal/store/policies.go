@@ -50,6 +50,7 @@ func (s *Store) CreatePolicy(ctx context.Context, tenantID string, p domain.Poli
 	if err != nil {
 		return domain.Policy{}, err
 	}
+	write := stamp(policy)
 	notExists := aws.String("attribute_not_exists(PK)")
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: &s.table, Item: policy, ConditionExpression: notExists}},
@@ -57,6 +58,9 @@ func (s *Store) CreatePolicy(ctx context.Context, tenantID string, p domain.Poli
 		s.repositoryUse(tenantID, p.Repository, 1),
 	}})
 	if failed, ok := cancelledByCondition(err); ok {
+		if s.landed(ctx, keyOf(policy), write) {
+			return p, nil // an earlier attempt whose answer was lost created it
+		}
 		return domain.Policy{}, policyConflict(p, failed)
 	}
 	if err != nil {
@@ -163,6 +167,7 @@ func (s *Store) UpdatePolicy(ctx context.Context, tenantID string, p domain.Poli
 	if err != nil {
 		return domain.Policy{}, err
 	}
+	write := stamp(policy)
 	items := []types.TransactWriteItem{
 		{Put: &types.Put{
 			TableName: &s.table, Item: policy,
@@ -194,6 +199,9 @@ func (s *Store) UpdatePolicy(ctx context.Context, tenantID string, p domain.Poli
 	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if failed, ok := cancelledByCondition(err); ok {
+		if s.landed(ctx, keyOf(policy), write) {
+			return p, nil // an earlier attempt whose answer was lost wrote it
+		}
 		return domain.Policy{}, policyConflict(p, failed)
 	}
 	if err != nil {

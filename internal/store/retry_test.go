@@ -113,7 +113,20 @@ func TestWritesWhoseAnswerWasLostAreNotReportedAsLost(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, offline, "SetAgentOffline: this writer took the agent offline")
 
-	assert.Equal(t, 9, loser.lost, "every write lost its first answer")
+	// A policy is written with its name guard and its repository's policy count.
+	loser.next("TransactWriteItems")
+	pol, err := flaky.CreatePolicy(f.ctx, tenant, newPolicy(f.id(), "nightly", "main-repo"))
+	assert.NoError(t, err, "CreatePolicy")
+	loser.next("TransactWriteItems")
+	pol.Name = "nightly-home"
+	pol, err = flaky.UpdatePolicy(f.ctx, tenant, pol)
+	assert.NoError(t, err, "UpdatePolicy")
+	stored, err := f.st.GetPolicy(f.ctx, tenant, pol.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "nightly-home", stored.Name)
+	assert.Equal(t, int64(2), stored.Version, "the policy was created once and updated once")
+
+	assert.Equal(t, 11, loser.lost, "every write lost its first answer")
 	got, err := f.st.GetAgent(f.ctx, tenant, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, updated.Version+1, got.Version, "each write happened once")
