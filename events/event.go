@@ -17,7 +17,7 @@ const EventSchemaVersion = 1
 // EventType names what happened.
 type EventType string
 
-// The domain events. The scheduler emits them; notifications consume them.
+// The domain events the scheduler decides; run_events.go has those reports cause.
 const (
 	TypeAgentOffline  EventType = "agent.offline"  // an agent missed three heartbeats
 	TypeAgentOnline   EventType = "agent.online"   // an offline agent was heard from again
@@ -29,7 +29,10 @@ const (
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{TypeAgentOffline, TypeAgentOnline, TypeTaskExpired, TypeTaskFailed, TypeTaskLost, TypeSlotOverdue, TypeSlotRecovered}
+var EventTypes = []EventType{
+	TypeAgentOffline, TypeAgentOnline, TypeTaskExpired, TypeTaskFailed, TypeTaskLost, TypeSlotOverdue, TypeSlotRecovered,
+	TypeRunSucceeded, TypeRunFailed, TypeRunPartial, TypeCheckFailed, TypeRepositoryLocked, TypeAgentEnrolled, TypeAgentBackoff,
+}
 
 // Event is the envelope of every domain event. Data holds one of the *Data types of this
 // package, by value; a consumer switches on its type.
@@ -294,6 +297,20 @@ func DecodeEvent(body []byte) (Event, error) {
 		e.Data, err = decodeData[SlotOverdueData](raw.Data)
 	case TypeSlotRecovered:
 		e.Data, err = decodeData[SlotRecoveredData](raw.Data)
+	case TypeRunSucceeded:
+		e.Data, err = decodeData[RunSucceededData](raw.Data)
+	case TypeRunFailed:
+		e.Data, err = decodeData[RunFailedData](raw.Data)
+	case TypeRunPartial:
+		e.Data, err = decodeData[RunPartialData](raw.Data)
+	case TypeCheckFailed:
+		e.Data, err = decodeData[CheckFailedData](raw.Data)
+	case TypeRepositoryLocked:
+		e.Data, err = decodeData[RepositoryLockedData](raw.Data)
+	case TypeAgentEnrolled:
+		e.Data, err = decodeData[AgentEnrolledData](raw.Data)
+	case TypeAgentBackoff:
+		e.Data, err = decodeData[AgentBackoffData](raw.Data)
 	case "":
 		return Event{}, reject(id, nil, "type is missing")
 	default:
