@@ -200,8 +200,21 @@ func NewTaskExpired(now time.Time, t domain.Task) Event {
 func NewTaskFailed(now time.Time, t domain.Task) Event {
 	return newEvent(now, t.TenantID, TaskFailedData{
 		TaskID: t.ID, AgentID: t.AgentID, PolicyID: t.PolicyID, TaskType: t.Type,
-		Repository: t.Repository, Attempts: t.Attempt, RunID: t.RunID, Error: truncate(t.Error, MaxEventErrorBytes),
+		Repository: t.Repository, Attempts: Tries(t), RunID: t.RunID, Error: truncate(t.Error, MaxEventErrorBytes),
 	})
+}
+
+// Tries is how many times t was tried, as task.failed and task.lost report it: a retrying
+// task's Attempt names the try that was still to come, so its attempts decide.
+func Tries(t domain.Task) int {
+	n := 0
+	for _, a := range t.Attempts {
+		n = max(n, a.Number)
+	}
+	if n == 0 {
+		n = t.Attempt
+	}
+	return max(n, 1)
 }
 
 // NewTaskLost reports that t, failed at now, was given up for reason: its run (t.RunID) was
@@ -209,7 +222,7 @@ func NewTaskFailed(now time.Time, t domain.Task) Event {
 func NewTaskLost(now time.Time, t domain.Task, reason LostReason, lastListedAt time.Time) Event {
 	return newEvent(now, t.TenantID, TaskLostData{
 		TaskID: t.ID, AgentID: t.AgentID, PolicyID: t.PolicyID, TaskType: t.Type, Repository: t.Repository,
-		Attempts: t.Attempt, RunID: t.RunID, Reason: reason, LastListedAt: lastListedAt.UTC(),
+		Attempts: Tries(t), RunID: t.RunID, Reason: reason, LastListedAt: lastListedAt.UTC(),
 		Error: truncate(t.Error, MaxEventErrorBytes),
 	})
 }
