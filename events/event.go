@@ -17,7 +17,7 @@ const EventSchemaVersion = 1
 // EventType names what happened.
 type EventType string
 
-// The domain events. The scheduler emits them; notifications consume them.
+// The domain events the scheduler decides; run_events.go has those reports cause.
 const (
 	TypeAgentOffline  EventType = "agent.offline"  // an agent missed three heartbeats
 	TypeAgentOnline   EventType = "agent.online"   // an offline agent was heard from again
@@ -29,7 +29,10 @@ const (
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{TypeAgentOffline, TypeAgentOnline, TypeTaskExpired, TypeTaskFailed, TypeTaskLost, TypeSlotOverdue, TypeSlotRecovered}
+var EventTypes = []EventType{
+	TypeAgentOffline, TypeAgentOnline, TypeTaskExpired, TypeTaskFailed, TypeTaskLost, TypeSlotOverdue, TypeSlotRecovered,
+	TypeRunSucceeded, TypeRunFailed, TypeRunPartial, TypeCheckFailed, TypeRepositoryLocked, TypeAgentEnrolled, TypeAgentBackoff,
+}
 
 // Event is the envelope of every domain event. Data holds one of the *Data types of this
 // package, by value; a consumer switches on its type.
@@ -197,8 +200,21 @@ func NewTaskExpired(now time.Time, t domain.Task) Event {
 func NewTaskFailed(now time.Time, t domain.Task) Event {
 	return newEvent(now, t.TenantID, TaskFailedData{
 		TaskID: t.ID, AgentID: t.AgentID, PolicyID: t.PolicyID, TaskType: t.Type,
-		Repository: t.Repository, Attempts: t.Attempt, RunID: t.RunID, Error: truncate(t.Error, MaxEventErrorBytes),
+		Repository: t.Repository, Attempts: Tries(t), RunID: t.RunID, Error: truncate(t.Error, MaxEventErrorBytes),
 	})
+}
+
+// Tries is how many times t was tried, as task.failed and task.lost report it: a retrying
+// task's Attempt names the try that was still to come, so its attempts decide.
+func Tries(t domain.Task) int {
+	n := 0
+	for _, a := range t.Attempts {
+		n = max(n, a.Number)
+	}
+	if n == 0 {
+		n = t.Attempt
+	}
+	return max(n, 1)
 }
 
 // NewTaskLost reports that t, failed at now, was given up for reason: its run (t.RunID) was
@@ -206,7 +222,7 @@ func NewTaskFailed(now time.Time, t domain.Task) Event {
 func NewTaskLost(now time.Time, t domain.Task, reason LostReason, lastListedAt time.Time) Event {
 	return newEvent(now, t.TenantID, TaskLostData{
 		TaskID: t.ID, AgentID: t.AgentID, PolicyID: t.PolicyID, TaskType: t.Type, Repository: t.Repository,
-		Attempts: t.Attempt, RunID: t.RunID, Reason: reason, LastListedAt: lastListedAt.UTC(),
+		Attempts: Tries(t), RunID: t.RunID, Reason: reason, LastListedAt: lastListedAt.UTC(),
 		Error: truncate(t.Error, MaxEventErrorBytes),
 	})
 }
@@ -294,6 +310,20 @@ func DecodeEvent(body []byte) (Event, error) {
 		e.Data, err = decodeData[SlotOverdueData](raw.Data)
 	case TypeSlotRecovered:
 		e.Data, err = decodeData[SlotRecoveredData](raw.Data)
+	case TypeRunSucceeded:
+		e.Data, err = decodeData[RunSucceededData](raw.Data)
+	case TypeRunFailed:
+		e.Data, err = decodeData[RunFailedData](raw.Data)
+	case TypeRunPartial:
+		e.Data, err = decodeData[RunPartialData](raw.Data)
+	case TypeCheckFailed:
+		e.Data, err = decodeData[CheckFailedData](raw.Data)
+	case TypeRepositoryLocked:
+		e.Data, err = decodeData[RepositoryLockedData](raw.Data)
+	case TypeAgentEnrolled:
+		e.Data, err = decodeData[AgentEnrolledData](raw.Data)
+	case TypeAgentBackoff:
+		e.Data, err = decodeData[AgentBackoffData](raw.Data)
 	case "":
 		return Event{}, reject(id, nil, "type is missing")
 	default:

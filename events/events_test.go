@@ -118,6 +118,33 @@ func eventExamples() map[events.EventType]events.Event {
 	slot := domain.Slot{TenantID: tenantID, PolicyID: policyID, AgentID: agentID, Kind: domain.SlotBackup,
 		LastSuccessAt: &lastSuccess, LastTaskID: taskID, WaitReason: "agent offline", Overdue: true}
 
+	enrolled := agent
+	enrolled.OS, enrolled.Arch, enrolled.AgentVersion, enrolled.ResticVersion = "linux", "arm64", "1.4.0", "0.18.0"
+	enrolled.Labels = map[string]string{"env": "prod"}
+	backingOff := agent
+	until := now.Add(30 * time.Minute)
+	backingOff.BackoffUntil, backingOff.BackoffReason = &until, "disk /var is 97% full"
+	started := now.Add(-12 * time.Minute)
+	finished := now.Add(-time.Minute)
+	runCtx := events.RunContext{Hostname: agent.Hostname, PolicyName: "web-servers", Repository: "offsite-b2"}
+	baseRun := domain.Run{ID: runID, TenantID: tenantID, AgentID: agentID, TaskID: taskID, PolicyID: policyID,
+		Type: domain.TaskBackup, Attempt: 1, StartedAt: started, FinishedAt: &finished}
+	succeeded := baseRun
+	succeeded.Status = domain.TaskSucceeded
+	succeeded.Summary = &domain.Summary{SnapshotID: "4f8a2c1e", DataAdded: 52428800, TotalBytesProcessed: 10737418240,
+		TotalFilesProcessed: 120000, DurationSeconds: 655.5}
+	zero, three, eleven, one := 0, 3, 11, 1
+	succeeded.ExitCode = &zero
+	partial := succeeded
+	partial.Status, partial.ExitCode = domain.TaskPartial, &three
+	partial.UnreadablePaths = []string{"/var/www/private/key.pem"}
+	lockedRun := baseRun
+	lockedRun.Status, lockedRun.ExitCode, lockedRun.Attempt = domain.TaskFailed, &eleven, 2
+	lockedRun.Error = "restic exited with code 11: repository is already locked by PID 4242 on web-2 by root"
+	checkRun := baseRun
+	checkRun.Type, checkRun.PolicyID, checkRun.Status, checkRun.ExitCode = domain.TaskCheck, "", domain.TaskFailed, &one
+	checkRun.Error = "restic exited with code 1: Fatal: repository contains errors"
+
 	list := []events.Event{
 		events.NewAgentOffline(now, agent),
 		events.NewAgentOnline(now, agent, now.Add(-10*time.Second)),
@@ -126,7 +153,13 @@ func eventExamples() map[events.EventType]events.Event {
 		events.NewTaskLost(now, lost, events.LostAgentOffline, time.Date(2025, 3, 24, 7, 10, 30, 0, time.UTC)),
 		events.NewSlotOverdue(now, slot),
 		events.NewSlotRecovered(now, slot, now.Add(-time.Minute)),
+		events.NewAgentEnrolled(now, enrolled),
+		events.NewAgentBackoff(now, backingOff),
 	}
+	list = append(list, events.NewRunEnded(now, succeeded, runCtx)...)
+	list = append(list, events.NewRunEnded(now, partial, runCtx)...)
+	list = append(list, events.NewRunEnded(now, lockedRun, runCtx)...) // run.failed and repository.locked
+	list = append(list, events.NewRunEnded(now, checkRun, events.RunContext{Hostname: agent.Hostname, Repository: "offsite-b2"})...)
 	out := map[events.EventType]events.Event{}
 	for _, e := range list {
 		e.ID = eventID

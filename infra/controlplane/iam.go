@@ -42,6 +42,7 @@ var (
 var (
 	deadLettersAgentAPI  = []string{"sqs:GetQueueUrl", "sqs:GetQueueAttributes"}
 	deadLettersScheduler = []string{"sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"}
+	busScheduler         = []string{"events:PutEvents"}
 )
 
 // WildcardResourceReasons lists, by statement Sid, every policy statement that grants on the
@@ -90,6 +91,7 @@ func grantLeastPrivilege(s *Stack) {
 	allow(roles[FnScheduler], "AgentQueues", queuesScheduler, agentQueues)
 	allow(roles[FnScheduler], sidListQueues, listQueues, jsii.String("*"))
 	allow(roles[FnScheduler], "DrainAgentDeadLetters", deadLettersScheduler, s.AgentDLQ.QueueArn())
+	allow(roles[FnScheduler], "PublishEvents", busScheduler, s.EventBus.EventBusArn())
 
 	// The most an agent can ever do; each session policy narrows it to one queue.
 	allow(s.AgentRole, "OwnQueue", queuesAgent, agentQueues)

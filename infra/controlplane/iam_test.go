@@ -193,7 +193,9 @@ func TestLeastPrivilege(t *testing.T) {
 			// draining dead letters into failed tasks
 			on([]string{"agent dead-letter queue"}, "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage"),
 			// the failed-tick destination
-			on([]string{"scheduler dead-letter queue"}, "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")),
+			on([]string{"scheduler dead-letter queue"}, "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
+			// publishing the outbox's events, on the deployment's bus only
+			on([]string{"event bus"}, "events:PutEvents")),
 	}
 
 	kinds := map[string]string{
@@ -201,6 +203,7 @@ func TestLeastPrivilege(t *testing.T) {
 		asJSON(arnOf(s.logicalID(s.stack.AgentRole))):    "agent role",
 		asJSON(arnOf(s.logicalID(s.stack.SchedulerDLQ))): "scheduler dead-letter queue",
 		asJSON(arnOf(s.logicalID(s.stack.AgentDLQ))):     "agent dead-letter queue",
+		asJSON(arnOf(s.logicalID(s.stack.EventBus))):     "event bus",
 	}
 	kindOf := func(fnLogGroup string, r any) string {
 		j := asJSON(r)

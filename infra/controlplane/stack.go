@@ -85,6 +85,9 @@ type Stack struct {
 	// that one alarm sees every dead letter and the scheduler drains them into failed tasks.
 	// The functions find it by its name, from resources.Names.
 	AgentDLQ awssqs.Queue
+	// EventBus is the deployment's custom bus, which the scheduler publishes every domain event
+	// to from the outbox; notifications are rules on it. Named from resources.Names.
+	EventBus awsevents.EventBus
 
 	publicRoutes []awsapigatewayv2.HttpRoute
 }
@@ -130,6 +133,10 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 	s.Table = newTable(s.Stack, cfg)
 	s.SchedulerDLQ = newDeadLetterQueue(s.Stack, "SchedulerDeadLetters", cfg.baseName()+"-scheduler-dlq")
 	s.AgentDLQ = newDeadLetterQueue(s.Stack, "AgentDeadLetters", cfg.Names().DeadLetterQueueName())
+	s.EventBus = awsevents.NewEventBus(s.Stack, jsii.String("DomainEvents"), &awsevents.EventBusProps{
+		EventBusName: jsii.String(cfg.Names().EventBusName()),
+		Description:  jsii.String("restic-monitor domain events (" + cfg.baseName() + ")"),
+	})
 	s.newAlarmTopic()
 
 	for _, spec := range functionSpecs {
@@ -152,6 +159,7 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 		"RM_AGENT_ROLE_ARN":     s.AgentRole.RoleArn(),
 		"RM_QUEUE_PREFIX":       jsii.String(cfg.Names().QueuePrefix()),
 		"RM_LOG_RETENTION_DAYS": jsii.String(strconv.Itoa(cfg.LogRetentionDays)),
+		"RM_EVENT_BUS":          s.EventBus.EventBusName(),
 		"LOG_LEVEL":             jsii.String(cfg.LogLevel),
 	}
 	for _, spec := range functionSpecs {

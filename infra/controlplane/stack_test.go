@@ -94,6 +94,7 @@ func TestFunctions(t *testing.T) {
 
 	tableID := s.logicalID(s.stack.Table)
 	agentRoleID := s.logicalID(s.stack.AgentRole)
+	busID := s.logicalID(s.stack.EventBus)
 	sizes := map[string][2]float64{ // memory MB, timeout s
 		controlplane.FnAPI:        {512, 20},
 		controlplane.FnAgentAPI:   {512, 20},
@@ -121,6 +122,7 @@ func TestFunctions(t *testing.T) {
 				"RM_AGENT_ROLE_ARN":     arnOf(agentRoleID),
 				"RM_QUEUE_PREFIX":       "rm-prod-",
 				"RM_LOG_RETENTION_DAYS": "30",
+				"RM_EVENT_BUS":          ref(busID),
 				"LOG_LEVEL":             "info",
 			}
 			gotEnv := p["Environment"].(map[string]any)["Variables"]

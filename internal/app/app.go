@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -42,7 +43,10 @@ type Config struct {
 	LogRetention time.Duration
 	// HeartbeatInterval is how often agents report (RM_HEARTBEAT_SECONDS, default 60).
 	HeartbeatInterval time.Duration
-	LogLevel          slog.Level // LOG_LEVEL: debug, info, warn, error
+	// EventBus is the custom EventBridge bus the scheduler publishes domain events to
+	// (RM_EVENT_BUS, default Names().EventBusName(), the bus the stack creates).
+	EventBus string
+	LogLevel slog.Level // LOG_LEVEL: debug, info, warn, error
 }
 
 // FromEnv reads the configuration and reports every missing or invalid variable at once.
@@ -53,6 +57,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Stage:             getenv("RM_STAGE"),
 		Tenant:            getenv("RM_TENANT"),
 		AgentRoleARN:      getenv("RM_AGENT_ROLE_ARN"),
+		EventBus:          getenv("RM_EVENT_BUS"),
 		LogRetention:      30 * 24 * time.Hour,
 		HeartbeatInterval: time.Minute,
 	}
@@ -85,6 +90,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
+	if c.EventBus == "" {
+		c.EventBus = c.Names().EventBusName()
+	}
 	return c, nil
 }
 
@@ -110,6 +118,7 @@ type Core struct {
 	Log        *slog.Logger
 	Store      *store.Store
 	Queues     *queue.Manager
+	Events     *eventbridge.Client
 	Dispatcher *dispatch.Dispatcher
 	Auth       *auth.Authenticator
 	Now        func() time.Time
@@ -121,7 +130,7 @@ func NewCore(c Config, awsCfg aws.Config, log *slog.Logger) *Core {
 	st := store.New(dynamodb.NewFromConfig(awsCfg), c.Table)
 	qm := queue.New(sqs.NewFromConfig(awsCfg), c.Names())
 	return &Core{
-		Config: c, AWS: awsCfg, Log: log, Store: st, Queues: qm, Now: now,
+		Config: c, AWS: awsCfg, Log: log, Store: st, Queues: qm, Now: now, Events: eventbridge.NewFromConfig(awsCfg),
 		Dispatcher: &dispatch.Dispatcher{Store: st, Sender: qm, Log: log, Now: now},
 		Auth:       &auth.Authenticator{Store: st, Now: now},
 	}
@@ -165,8 +174,17 @@ func (c *Core) Scheduler(cfg scheduler.Config) *scheduler.Scheduler {
 	return &scheduler.Scheduler{
 		Store: c.Store, Sender: c.Dispatcher, Emitter: scheduler.LogEmitter{Log: c.Log},
 		DeadLetters: c.DeadLetterDrainer(), Log: c.Log, Config: cfg, Clock: time.Now,
-		Tenants: c.Fleet(),
+		Tenants: c.Fleet(), Publisher: c.Publisher(),
 	}
+}
+
+// Publisher returns what moves the outbox's events to the deployment's bus.
+func (c *Core) Publisher() *scheduler.Publisher {
+	bus := c.Config.EventBus
+	if bus == "" {
+		bus = c.Config.Names().EventBusName()
+	}
+	return &scheduler.Publisher{Bus: c.Events, BusName: bus, Store: c.Store, Log: c.Log}
 }
 
 // Fleet returns the tenant operations on the deployment's table and queues; the scheduler

@@ -16,12 +16,12 @@ func TestFromEnvReadsEveryVariable(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
 		"RM_TABLE": "restic-monitor-prod", "RM_STAGE": "prod", "RM_TENANT": "acme",
 		"RM_AGENT_ROLE_ARN": "arn:aws:iam::123456789012:role/agents", "RM_LOG_RETENTION_DAYS": "7",
-		"RM_HEARTBEAT_SECONDS": "30", "LOG_LEVEL": "debug",
+		"RM_HEARTBEAT_SECONDS": "30", "LOG_LEVEL": "debug", "RM_EVENT_BUS": "ops-bus",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, Config{
 		Table: "restic-monitor-prod", Stage: "prod", Tenant: "acme", AgentRoleARN: "arn:aws:iam::123456789012:role/agents",
-		LogRetention: 7 * 24 * time.Hour, HeartbeatInterval: 30 * time.Second, LogLevel: slog.LevelDebug,
+		LogRetention: 7 * 24 * time.Hour, HeartbeatInterval: 30 * time.Second, LogLevel: slog.LevelDebug, EventBus: "ops-bus",
 	}, c)
 	assert.Equal(t, "rm-prod-", c.Names().QueuePrefix())
 }
@@ -32,6 +32,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	assert.Equal(t, 30*24*time.Hour, c.LogRetention)
 	assert.Equal(t, time.Minute, c.HeartbeatInterval)
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
+	assert.Equal(t, "restic-monitor-dev-events", c.EventBus, "the bus the stack creates")
 }
 
 func TestFromEnvReportsEveryProblemAtOnce(t *testing.T) {

@@ -29,7 +29,7 @@ type Queue interface {
 // Tasks reads tasks and moves them between states. *store.Store is one.
 type Tasks interface {
 	GetTask(ctx context.Context, tenantID, taskID string) (domain.Task, error)
-	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
+	TransitionTaskWith(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task), announce func(domain.Task) []events.Event) (domain.Task, []events.Event, error)
 }
 
 // DefaultMaxBatches is how many receives of up to 10 dead letters one Drain makes unless the
@@ -79,6 +79,8 @@ type Summary struct {
 	Errors int `json:"errors"`
 	// FailedTasks are the tasks moved to failed, as stored, for announcing them.
 	FailedTasks []domain.Task `json:"-"`
+	// Events are the task.failed events recorded with them.
+	Events []events.Event `json:"-"`
 }
 
 // Drain receives up to MaxBatches batches of dead letters, stopping early when the queue has
@@ -148,10 +150,10 @@ func (d *Drainer) handle(ctx context.Context, now time.Time, msg queue.Message, 
 	}
 
 	why := fmt.Sprintf("dead-lettered after %d deliveries: %s", resources.MaxReceiveCount, shorten(lastReason(task), maxReasonBytes))
-	failed, err := d.Tasks.TransitionTask(ctx, m.TenantID, m.TaskID, domain.TaskFailed, func(t *domain.Task) {
+	failed, evs, err := d.Tasks.TransitionTaskWith(ctx, m.TenantID, m.TaskID, domain.TaskFailed, func(t *domain.Task) {
 		t.FinishedAt, t.NextRetryAt, t.Error = &now, nil, why
 		finishRunningAttempt(t, now, why)
-	})
+	}, func(failed domain.Task) []events.Event { return []events.Event{events.NewTaskFailed(now, failed)} })
 	var te *domain.TransitionError
 	switch {
 	case errors.As(err, &te):
@@ -169,6 +171,7 @@ func (d *Drainer) handle(ctx context.Context, now time.Time, msg queue.Message, 
 	}
 	log.WarnContext(ctx, "task failed: its message was dead-lettered", "status_was", string(task.Status), "reason", why)
 	sum.FailedTasks = append(sum.FailedTasks, failed)
+	sum.Events = append(sum.Events, evs...)
 	d.delete(ctx, log, msg, &sum.Failed, &sum.Errors)
 }
 

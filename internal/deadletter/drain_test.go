@@ -65,21 +65,21 @@ func (f *fakeTasks) GetTask(_ context.Context, _, taskID string) (domain.Task, e
 	return t, nil
 }
 
-func (f *fakeTasks) TransitionTask(_ context.Context, _, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error) {
+func (f *fakeTasks) TransitionTaskWith(_ context.Context, _, taskID string, to domain.TaskStatus, change func(*domain.Task), announce func(domain.Task) []events.Event) (domain.Task, []events.Event, error) {
 	if f.transitionErr != nil {
-		return domain.Task{}, f.transitionErr
+		return domain.Task{}, nil, f.transitionErr
 	}
 	t, ok := f.tasks[taskID]
 	if !ok {
-		return domain.Task{}, domain.ErrNotFound
+		return domain.Task{}, nil, domain.ErrNotFound
 	}
 	if !domain.CanTransition(t.Status, to) {
-		return t, &domain.TransitionError{TaskID: taskID, Current: t.Status, To: to}
+		return t, nil, &domain.TransitionError{TaskID: taskID, Current: t.Status, To: to}
 	}
 	change(&t)
 	t.Status = to
 	f.tasks[taskID] = t
-	return t, nil
+	return t, announce(t), nil
 }
 
 // queuedTask returns a queued check task of agent, and the body of its message.
@@ -143,6 +143,11 @@ func TestTheFailureNamesTheLatestReasonTheTaskRecords(t *testing.T) {
 			for _, a := range got.Attempts {
 				assert.NotEqual(t, domain.TaskRunning, a.Status, "attempt %d still running", a.Number)
 			}
+			// The failure's task.failed is recorded with it, naming the same reason.
+			require.Len(t, sum.Events, 1)
+			assert.Equal(t, events.TypeTaskFailed, sum.Events[0].Type)
+			assert.Equal(t, tt.want, sum.Events[0].Data.(events.TaskFailedData).Error)
+			sum.Events = nil
 			assert.Equal(t, deadletter.Summary{Received: 1, Failed: 1, FailedTasks: []domain.Task{got}}, sum)
 			assert.Equal(t, []string{"receipt-1"}, q.deleted)
 		})

@@ -83,8 +83,13 @@ func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error)
 		LogRetention:      7 * 24 * time.Hour,
 		HeartbeatInterval: heartbeat,
 	}
+	cfg.EventBus = cfg.Names().EventBusName()
 	core := app.NewCore(cfg, awsCfg, log)
-	// In the cloud the stack creates the queue every agent queue redrives to.
+	// In the cloud the stack creates the bus and the queue every agent queue redrives to.
+	step(progress, "creating the event bus %s", cfg.EventBus)
+	if err := resources.EnsureEventBus(ctx, core.Events, cfg.EventBus); err != nil {
+		return nil, err
+	}
 	step(progress, "creating the dead-letter queue %s", core.Config.Names().DeadLetterQueueName())
 	if _, err := core.Queues.EnsureDeadLetterQueue(ctx); err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ type Store interface {
 	GetAgent(ctx context.Context, tenantID, agentID string) (domain.Agent, error)
 	GetPolicy(ctx context.Context, tenantID, policyID string) (domain.Policy, error)
 	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
+	TransitionTaskWith(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task), announce func(domain.Task) []events.Event) (domain.Task, []events.Event, error)
 }
 
 // QueuedMarker is a Store that records many sent tasks as queued in a few requests. The result
@@ -73,6 +74,8 @@ type Result struct {
 	// unless it was failed for good (Failed).
 	Err    error
 	Failed bool
+	// Events are those recorded with the failure: the task's task.failed.
+	Events []events.Event
 }
 
 // Send sends each task's message to its agent's queue, in batches per queue, and marks the sent
@@ -109,7 +112,8 @@ func (d *Dispatcher) SendKnown(ctx context.Context, tasks []domain.Task, known K
 		if err != nil {
 			var reject *events.RejectError
 			if errors.As(err, &reject) || errors.Is(err, domain.ErrNotFound) {
-				results[i].Err, results[i].Failed = err, d.fail(ctx, t, err)
+				results[i].Err = err
+				results[i].Events, results[i].Failed = d.fail(ctx, t, err)
 			} else {
 				results[i].Err = err
 			}
@@ -247,15 +251,16 @@ func (d *Dispatcher) message(ctx context.Context, t domain.Task, agents map[stri
 	return body, a.QueueURL, nil
 }
 
-// fail marks a task that can never be sent as failed, with the reason.
-func (d *Dispatcher) fail(ctx context.Context, t domain.Task, reason error) bool {
-	_, err := d.Store.TransitionTask(ctx, t.TenantID, t.ID, domain.TaskFailed, func(t *domain.Task) {
+// fail marks a task that can never be sent as failed, with the reason and its task.failed
+// event, and returns the event.
+func (d *Dispatcher) fail(ctx context.Context, t domain.Task, reason error) ([]events.Event, bool) {
+	now := d.Now().UTC()
+	_, evs, err := d.Store.TransitionTaskWith(ctx, t.TenantID, t.ID, domain.TaskFailed, func(t *domain.Task) {
 		t.Error = "cannot be sent: " + reason.Error()
-		now := d.Now().UTC()
 		t.FinishedAt = &now
-	})
+	}, func(failed domain.Task) []events.Event { return []events.Event{events.NewTaskFailed(now, failed)} })
 	if err != nil && d.Log != nil {
 		d.Log.WarnContext(ctx, "could not fail an unsendable task", "tenant_id", t.TenantID, "task_id", t.ID, "error", err)
 	}
-	return err == nil
+	return evs, err == nil
 }

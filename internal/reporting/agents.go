@@ -7,6 +7,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 )
@@ -80,7 +81,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (Registrati
 		return Registration{}, fmt.Errorf("register agent: %w", err)
 	}
 	a.QueueURL = q.URL
-	stored, err := s.Store.RegisterAgent(ctx, a.TenantID, tok.ID, a)
+	stored, err := s.Store.RegisterAgent(ctx, a.TenantID, tok.ID, a, events.NewAgentEnrolled(now, a))
 	if err != nil {
 		// The token may have been used up or revoked meanwhile; the queues must not outlive
 		// the agent that was never stored, even when the request's context ended.
@@ -181,7 +182,7 @@ func (s *Service) Heartbeat(ctx context.Context, c Caller, hb Heartbeat) (Heartb
 			cancelled = append(cancelled, rt.TaskID)
 		}
 	}
-	a, err := s.Store.ModifyAgent(ctx, c.TenantID, c.AgentID, func(a *domain.Agent) error {
+	a, _, err := s.Store.ModifyAgentWith(ctx, c.TenantID, c.AgentID, func(a *domain.Agent) error {
 		a.Status, a.LastSeenAt = domain.AgentOnline, &now
 		a.HeartbeatIntervalSeconds = s.Settings.heartbeatSeconds()
 		a.BackoffUntil, a.BackoffReason = nil, ""
@@ -200,6 +201,11 @@ func (s *Service) Heartbeat(ctx context.Context, c Caller, hb Heartbeat) (Heartb
 			a.Disks = hb.Disks
 		}
 		return nil
+	}, func(read, a domain.Agent) []events.Event {
+		if sameBackoff(read, a) {
+			return nil
+		}
+		return []events.Event{events.NewAgentBackoff(now, a)}
 	})
 	if err != nil {
 		return HeartbeatReply{}, err
@@ -275,4 +281,13 @@ func checkPath(p *problems, field, path string) {
 func cleanProgress(pr domain.Progress) *domain.Progress {
 	pr.PercentDone = roundTo(pr.PercentDone, 1e6)
 	return &pr
+}
+
+// sameBackoff reports whether two versions of an agent ask for the same backoff; a change is
+// announced with agent.backoff.
+func sameBackoff(a, b domain.Agent) bool {
+	if a.BackoffUntil == nil || b.BackoffUntil == nil {
+		return a.BackoffUntil == nil && b.BackoffUntil == nil
+	}
+	return a.BackoffUntil.Equal(*b.BackoffUntil) && a.BackoffReason == b.BackoffReason
 }

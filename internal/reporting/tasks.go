@@ -2,12 +2,14 @@ package reporting
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"time"
 	"unicode/utf8"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/schedule"
 	"github.com/restic-monitor/restic-monitor/internal/store"
@@ -357,10 +359,16 @@ func (s *Service) Result(ctx context.Context, c Caller, taskID string, res Resul
 	}
 	budget := s.Settings.retryBudget()
 	var out ResultReply
+	rc := runContext{s: s, c: c}
 	ch, err := s.Store.UpdateTaskRun(ctx, c.TenantID, taskID, res.RunID, func(t domain.Task, run *domain.Run) (store.TaskRunChange, error) {
 		used := func() (int, error) { return s.Store.RetriesThisHour(ctx, c.TenantID, c.AgentID, s.now()) }
-		ch, reply, err := decideResult(s.now(), c, res, t, run, retryRules{policy: s.Settings.retry(), budget: budget, rnd: s.rand, used: used})
+		now := s.now()
+		ch, reply, err := decideResult(now, c, res, t, run, retryRules{policy: s.Settings.retry(), budget: budget, rnd: s.rand, used: used})
 		out = reply
+		if err != nil {
+			return ch, err
+		}
+		ch.Events, err = resultEvents(ctx, now, t, ch, &rc)
 		return ch, err
 	})
 	if err != nil {
@@ -553,3 +561,53 @@ func sameResult(status domain.TaskStatus, outcome Outcome) bool {
 // fractions are rounded so that no value is too small for a DynamoDB number (which ends at
 // 1e-130).
 func roundTo(x, perUnit float64) float64 { return math.Round(x*perUnit) / perUnit }
+
+// resultEvents are the events a result's change records: how the run ended (run.succeeded,
+// run.partial, run.failed or check.failed, and repository.locked), and task.failed when the
+// task, as read in t, fails for good with it.
+func resultEvents(ctx context.Context, now time.Time, t domain.Task, ch store.TaskRunChange, rc *runContext) ([]events.Event, error) {
+	var evs []events.Event
+	if ch.Run != nil {
+		info, err := rc.get(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, events.NewRunEnded(now, *ch.Run, info)...)
+	}
+	if ch.Task != nil && ch.Task.Status == domain.TaskFailed && t.Status != domain.TaskFailed {
+		evs = append(evs, events.NewTaskFailed(now, *ch.Task))
+	}
+	return evs, nil
+}
+
+// runContext reads, once per result, what a run's events say beside the run: the agent's
+// hostname and the policy's name.
+type runContext struct {
+	s    *Service
+	c    Caller
+	done bool
+	info events.RunContext
+}
+
+func (rc *runContext) get(ctx context.Context, t domain.Task) (events.RunContext, error) {
+	if rc.done {
+		return rc.info, nil
+	}
+	rc.info.Repository = t.Repository
+	a, err := rc.s.Store.GetAgent(ctx, rc.c.TenantID, rc.c.AgentID)
+	if err != nil {
+		return events.RunContext{}, fmt.Errorf("read agent %s for its events: %w", rc.c.AgentID, err)
+	}
+	rc.info.Hostname = a.Hostname
+	if t.PolicyID != "" {
+		p, err := rc.s.Store.GetPolicy(ctx, rc.c.TenantID, t.PolicyID)
+		switch {
+		case err == nil:
+			rc.info.PolicyName = p.Name
+		case !errors.Is(err, domain.ErrNotFound):
+			return events.RunContext{}, fmt.Errorf("read policy %s for its events: %w", t.PolicyID, err)
+		}
+	}
+	rc.done = true
+	return rc.info, nil
+}

@@ -1,6 +1,6 @@
 // Package resources is the one definition of the AWS resources restic-monitor stores data in: the
 // DynamoDB table (keys, indexes, TTL), the attributes of the per-agent queues and of the
-// deployment's dead-letter queue, and the names of them all. The CDK stack, the local set-up and
+// deployment's dead-letter queue, the deployment's event bus, and the names of them all. The CDK stack, the local set-up and
 // the tests all build from it, so the cloud and a laptop cannot drift apart.
 package resources
 
@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 )
 
 // Attribute names of the single table.
@@ -164,6 +166,21 @@ func (n Names) AgentQueueName(tenantID, agentID string) string {
 // that follows the dead letters rather than the fleet. It lies outside QueuePrefix on purpose:
 // the agents' role is limited to the prefix, so no agent can read other agents' dead letters.
 func (n Names) DeadLetterQueueName() string { return n.base() + "-agent-dlq" }
+
+// EventBusName names the deployment's custom EventBridge bus, which the scheduler publishes
+// every domain event to: the table's name followed by -events.
+func (n Names) EventBusName() string { return n.base() + "-events" }
+
+// EnsureEventBus creates the custom event bus under name unless it exists. Local set-up and
+// tests use it; deployments get the bus from the CDK stack.
+func EnsureEventBus(ctx context.Context, client *eventbridge.Client, name string) error {
+	_, err := client.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(name)})
+	var exists *ebtypes.ResourceAlreadyExistsException
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("create event bus %s: %w", name, err)
+	}
+	return nil
+}
 
 // EnsureTable creates the table under name unless it exists, waits until it is active and turns
 // on TTL. Local set-up and tests use it; deployments get the same table from the CDK stack.

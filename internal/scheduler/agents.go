@@ -17,7 +17,13 @@ func (t *tick) agentHealth(ctx context.Context, agents []domain.Agent) {
 		switch {
 		case a.Status != domain.AgentOnline:
 		case a.Silent(t.now):
-			changed, err := t.s.Store.SetAgentOffline(ctx, a, t.now)
+			var evs []events.Event
+			if a.OfflineSince != nil && a.LastSeenAt != nil {
+				// It came back and fell silent again between two looks: both are news.
+				evs = append(evs, events.NewAgentOnline(*a.LastSeenAt, a, *a.LastSeenAt))
+			}
+			evs = append(evs, events.NewAgentOffline(t.now, a))
+			changed, err := t.s.Store.SetAgentOffline(ctx, a, t.now, evs...)
 			if err != nil {
 				t.fail(ctx, "mark agent offline", err, attrs...)
 				return
@@ -25,15 +31,12 @@ func (t *tick) agentHealth(ctx context.Context, agents []domain.Agent) {
 			if !changed {
 				return
 			}
-			if a.OfflineSince != nil && a.LastSeenAt != nil {
-				// It came back and fell silent again between two looks: both are news.
-				t.emit(events.NewAgentOnline(*a.LastSeenAt, a, *a.LastSeenAt))
-			}
 			t.count(func(s *Summary) { s.Offline++ })
-			t.emit(events.NewAgentOffline(t.now, a))
+			t.emit(evs...)
 			t.log.InfoContext(ctx, "agent offline", append(attrs, "last_seen_at", a.LastSeenAt)...)
 		case a.OfflineSince != nil && a.LastSeenAt != nil:
-			changed, err := t.s.Store.ClearAgentOffline(ctx, a)
+			ev := events.NewAgentOnline(t.now, a, *a.LastSeenAt)
+			changed, err := t.s.Store.ClearAgentOffline(ctx, a, ev)
 			if err != nil {
 				t.fail(ctx, "record agent back online", err, attrs...)
 				return
@@ -42,7 +45,7 @@ func (t *tick) agentHealth(ctx context.Context, agents []domain.Agent) {
 				return
 			}
 			t.count(func(s *Summary) { s.Online++ })
-			t.emit(events.NewAgentOnline(t.now, a, *a.LastSeenAt))
+			t.emit(ev)
 			t.log.InfoContext(ctx, "agent online again", append(attrs, "offline_since", a.OfflineSince)...)
 		}
 	})

@@ -99,6 +99,8 @@ type fixture struct {
 	token  string
 	events *recorder
 	config scheduler.Config
+	// publisher, when set, publishes the outbox at the end of every tick.
+	publisher *scheduler.Publisher
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -177,10 +179,11 @@ func (f *fixture) assign(p domain.Policy, a domain.Agent, next time.Time) {
 
 func (f *fixture) scheduler(queues dispatch.Sender) *scheduler.Scheduler {
 	return &scheduler.Scheduler{
-		Store:   f.st,
-		Sender:  &dispatch.Dispatcher{Store: f.st, Sender: queues, Now: f.clock.Now},
-		Emitter: f.events,
-		Config:  f.config,
+		Store:     f.st,
+		Sender:    &dispatch.Dispatcher{Store: f.st, Sender: queues, Now: f.clock.Now},
+		Emitter:   f.events,
+		Config:    f.config,
+		Publisher: f.publisher,
 	}
 }
 

@@ -174,9 +174,9 @@ func (t *tick) watchRunning(ctx context.Context, tasks []domain.Task) {
 		case !v.lost || ch.Task == nil:
 			return
 		}
-		lost := triesOf(*ch.Task)
+		lost := *ch.Task
 		t.count(func(s *Summary) { s.TasksLost++; s.Failed++ })
-		t.emit(events.NewTaskLost(t.now, lost, v.reason, v.listed))
+		t.emit(ch.Events...)
 		t.log.WarnContext(ctx, "task lost", append(attrs, "run_id", lost.RunID, "reason", string(v.reason), "error", lost.Error,
 			"slot_due_again", ch.Requeue != nil)...)
 	})
@@ -206,6 +206,7 @@ func (t *tick) loseChange(ctx context.Context, task domain.Task, run *domain.Run
 		return store.TaskRunChange{}, err
 	}
 	ch.Requeue = rq
+	ch.Events = []events.Event{events.NewTaskLost(t.now, task, v.reason, v.listed)}
 	return ch, nil
 }
 

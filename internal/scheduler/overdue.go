@@ -72,29 +72,35 @@ func (t *tick) overdueChecks(ctx context.Context, checks []store.OverdueCheck) {
 				}
 				return
 			}
-			announced, err := t.s.Store.AnnounceOverdue(ctx, c, sl.LastSuccessAt, recheckAfter(t.now, c.PlannedAt))
+			marked := sl
+			marked.Overdue = true
+			ev := events.NewSlotOverdue(t.now, marked)
+			announced, err := t.s.Store.AnnounceOverdue(ctx, c, sl.LastSuccessAt, recheckAfter(t.now, c.PlannedAt), ev)
 			if err != nil {
 				t.fail(ctx, "mark slot overdue", err, attrs...)
 				return
 			}
 			if announced {
-				sl.Overdue = true
 				t.count(func(s *Summary) { s.Overdue++ })
-				t.emit(events.NewSlotOverdue(t.now, sl))
+				t.emit(ev)
 				t.log.WarnContext(ctx, "slot overdue", append(attrs, "last_success_at", sl.LastSuccessAt, "planned_at", c.PlannedAt)...)
 			}
 		default:
 			// A recovery is announced only for a slot that was announced overdue, and only when
 			// it did succeed (not when it was removed).
 			recovered := c.Announced && verdict == verdictOnTime && sl.LastSuccessAt != nil
-			ended, err := t.s.Store.EndOverdueCheck(ctx, c, recovered)
+			var evs []events.Event
+			if recovered {
+				evs = append(evs, events.NewSlotRecovered(t.now, sl, *sl.LastSuccessAt))
+			}
+			ended, err := t.s.Store.EndOverdueCheck(ctx, c, recovered, evs...)
 			if err != nil {
 				t.fail(ctx, "end an overdue check", err, attrs...)
 				return
 			}
 			if ended && recovered {
 				t.count(func(s *Summary) { s.Recovered++ })
-				t.emit(events.NewSlotRecovered(t.now, sl, *sl.LastSuccessAt))
+				t.emit(evs...)
 				t.log.InfoContext(ctx, "slot recovered", append(attrs, "last_success_at", sl.LastSuccessAt)...)
 			}
 		}

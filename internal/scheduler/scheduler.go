@@ -27,13 +27,13 @@ type Store interface {
 	GetCapacities(ctx context.Context, refs []store.AgentRef) (map[store.AgentRef]store.Capacity, error)
 	ClaimSlots(ctx context.Context, claims []store.Claim) []store.ClaimResult
 	SetSlotWaits(ctx context.Context, waits []store.SlotWait) []store.WaitResult
-	TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error)
+	TransitionTaskWith(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task), announce func(domain.Task) []events.Event) (domain.Task, []events.Event, error)
 	UpdateTaskRun(ctx context.Context, tenantID, taskID, runID string, decide func(domain.Task, *domain.Run) (store.TaskRunChange, error)) (store.TaskRunChange, error)
-	SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time) (bool, error)
-	ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, error)
-	AnnounceOverdue(ctx context.Context, c store.OverdueCheck, lastSuccess *time.Time, recheckAt time.Time) (bool, error)
+	SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time, evs ...events.Event) (bool, error)
+	ClearAgentOffline(ctx context.Context, a domain.Agent, evs ...events.Event) (bool, error)
+	AnnounceOverdue(ctx context.Context, c store.OverdueCheck, lastSuccess *time.Time, recheckAt time.Time, evs ...events.Event) (bool, error)
 	RecheckOverdue(ctx context.Context, c store.OverdueCheck, recheckAt time.Time) error
-	EndOverdueCheck(ctx context.Context, c store.OverdueCheck, announced bool) (bool, error)
+	EndOverdueCheck(ctx context.Context, c store.OverdueCheck, announced bool, evs ...events.Event) (bool, error)
 }
 
 // Sender sends tasks to their agents' queues and marks them queued; *dispatch.Dispatcher is one.
@@ -41,7 +41,8 @@ type Sender interface {
 	SendKnown(ctx context.Context, tasks []domain.Task, known dispatch.Known) []dispatch.Result
 }
 
-// Emitter publishes domain events for the notification work that consumes them.
+// Emitter is told of the domain events a tick recorded, once they are stored: LogEmitter writes
+// a log line for each. Publishing them to the bus is the Publisher's.
 type Emitter interface {
 	Emit(ctx context.Context, evs []events.Event) error
 }
@@ -150,6 +151,9 @@ type Scheduler struct {
 	// Tenants, when set, names the tenants being deleted, whose due entries the tick leaves
 	// alone, and carries their deletions on at the end of every tick.
 	Tenants TenantDeletions
+	// Publisher, when set, publishes at the end of every tick the outbox's pending events: those
+	// the tick recorded and those the due index shows.
+	Publisher *Publisher
 }
 
 // Summary says what one tick did.
@@ -190,6 +194,10 @@ type Summary struct {
 	// deletions the tick ended.
 	TenantsDeleting int `json:"tenantsDeleting"`
 	TenantsDeleted  int `json:"tenantsDeleted"`
+	// Published counts the events the bus accepted and Unpublished those left in the outbox for
+	// the next tick.
+	Published   int `json:"published"`
+	Unpublished int `json:"unpublished"`
 }
 
 // tick is the state of one run of Tick. Its counters and events are shared by the goroutines of
@@ -202,6 +210,8 @@ type tick struct {
 	mu  sync.Mutex
 	sum Summary
 	evs []events.Event
+	// outbox holds the pending events the due index showed.
+	outbox []store.OutboxEntry
 
 	agents   map[store.AgentRef]domain.Agent
 	policies map[store.PolicyRef]domain.Policy
@@ -214,9 +224,10 @@ func (t *tick) count(f func(*Summary)) {
 	t.mu.Unlock()
 }
 
-func (t *tick) emit(ev events.Event) {
+// emit notes events the tick recorded in the outbox with the change they report.
+func (t *tick) emit(evs ...events.Event) {
 	t.mu.Lock()
-	t.evs = append(t.evs, ev)
+	t.evs = append(t.evs, evs...)
 	t.mu.Unlock()
 }
 
@@ -272,6 +283,8 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 			checks = append(checks, *d.Check)
 			refs.slot(d.Check.Ref())
 			refs.policy(d.Check.TenantID, d.Check.PolicyID)
+		case d.Outbox != nil:
+			t.outbox = append(t.outbox, *d.Outbox)
 		}
 	}
 
@@ -317,8 +330,8 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 	return t.finish(ctx), readErr
 }
 
-// drainDeadLetters fails for good the tasks whose messages the agents could not complete, with
-// a task.failed event each. A queue that cannot be read is an error of this tick only: the
+// drainDeadLetters fails for good the tasks whose messages the agents could not complete, each
+// with its task.failed event. A queue that cannot be read is an error of this tick only: the
 // messages stay for the next one.
 func (t *tick) drainDeadLetters(ctx context.Context) {
 	if t.s.DeadLetters == nil {
@@ -333,18 +346,26 @@ func (t *tick) drainDeadLetters(ctx context.Context) {
 		s.Failed += len(sum.FailedTasks)
 		s.Errors += sum.Errors
 	})
-	for _, task := range sum.FailedTasks {
-		t.emit(events.NewTaskFailed(t.now, task))
-	}
+	t.emit(sum.Events...)
 }
 
-// finish emits the tick's events and completes its summary.
+// finish logs the tick's events, publishes what the outbox holds and completes the summary.
 func (t *tick) finish(ctx context.Context) Summary {
+	sort.SliceStable(t.evs, func(i, j int) bool { return t.evs[i].Time.Before(t.evs[j].Time) })
 	if len(t.evs) > 0 && t.s.Emitter != nil {
-		sort.SliceStable(t.evs, func(i, j int) bool { return t.evs[i].Time.Before(t.evs[j].Time) })
 		if err := t.s.Emitter.Emit(ctx, t.evs); err != nil {
 			t.fail(ctx, "emit events", err, "events", len(t.evs))
 		}
+	}
+	if t.s.Publisher != nil {
+		pending := t.outbox
+		for _, ev := range t.evs {
+			pending = append(pending, store.OutboxEntryOf(ev))
+		}
+		ps := t.s.Publisher.Publish(ctx, pending)
+		t.count(func(s *Summary) {
+			s.Published, s.Unpublished, s.Errors = ps.Published, ps.Unpublished, s.Errors+ps.Errors
+		})
 	}
 	return t.sum
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/store"
@@ -101,13 +100,8 @@ func (t *tick) send(ctx context.Context, claimed, pending, retries []domain.Task
 				}
 			})
 		case res.Failed:
-			failed := task
-			failed.Status = domain.TaskFailed
-			if res.Err != nil {
-				failed.Error = "cannot be sent: " + res.Err.Error()
-			}
 			t.count(func(s *Summary) { s.Failed++ })
-			t.emit(events.NewTaskFailed(t.now, triesOf(failed)))
+			t.emit(res.Events...)
 			t.log.WarnContext(ctx, "task can never be sent: failed", append(attrs, "error", res.Err)...)
 		default:
 			t.count(func(s *Summary) { s.Unsent++ })

@@ -53,11 +53,11 @@ func (t *tick) expireTasks(ctx context.Context, tasks []domain.Task) []domain.Ta
 	forEach(len(expire), t.cfg.Concurrency, func(i int) {
 		task := expire[i]
 		by, _ := t.expireBy(task)
-		expired, err := t.s.Store.TransitionTask(ctx, task.TenantID, task.ID, domain.TaskExpired, func(st *domain.Task) {
+		_, evs, err := t.s.Store.TransitionTaskWith(ctx, task.TenantID, task.ID, domain.TaskExpired, func(st *domain.Task) {
 			now := t.now
 			st.FinishedAt, st.NextRetryAt = &now, nil
 			st.Error = fmt.Sprintf("not started by %s", by.UTC().Format(time.RFC3339))
-		})
+		}, func(expired domain.Task) []events.Event { return []events.Event{events.NewTaskExpired(t.now, expired)} })
 		var te *domain.TransitionError
 		switch {
 		case errors.As(err, &te), errors.Is(err, domain.ErrNotFound):
@@ -68,7 +68,7 @@ func (t *tick) expireTasks(ctx context.Context, tasks []domain.Task) []domain.Ta
 			return
 		}
 		t.count(func(s *Summary) { s.Expired++ })
-		t.emit(events.NewTaskExpired(t.now, expired))
+		t.emit(evs...)
 		t.log.InfoContext(ctx, "task expired", "tenant_id", task.TenantID, "agent_id", task.AgentID, "task_id", task.ID, "status_was", string(task.Status))
 	})
 	return live
@@ -159,7 +159,7 @@ func (t *tick) retryToSend(ctx context.Context, task domain.Task) (domain.Task, 
 
 // failForGood fails a task that will not be tried again, and announces it.
 func (t *tick) failForGood(ctx context.Context, task domain.Task, why string) {
-	failed, err := t.s.Store.TransitionTask(ctx, task.TenantID, task.ID, domain.TaskFailed, func(st *domain.Task) {
+	_, evs, err := t.s.Store.TransitionTaskWith(ctx, task.TenantID, task.ID, domain.TaskFailed, func(st *domain.Task) {
 		now := t.now
 		st.FinishedAt, st.NextRetryAt = &now, nil
 		if st.Error != "" {
@@ -167,7 +167,7 @@ func (t *tick) failForGood(ctx context.Context, task domain.Task, why string) {
 		} else {
 			st.Error = why
 		}
-	})
+	}, func(failed domain.Task) []events.Event { return []events.Event{events.NewTaskFailed(t.now, failed)} })
 	var te *domain.TransitionError
 	switch {
 	case errors.As(err, &te), errors.Is(err, domain.ErrNotFound):
@@ -177,22 +177,6 @@ func (t *tick) failForGood(ctx context.Context, task domain.Task, why string) {
 		return
 	}
 	t.count(func(s *Summary) { s.Failed++ })
-	t.emit(events.NewTaskFailed(t.now, triesOf(failed)))
+	t.emit(evs...)
 	t.log.InfoContext(ctx, "task failed for good", "tenant_id", task.TenantID, "agent_id", task.AgentID, "task_id", task.ID, "reason", why)
-}
-
-// triesOf returns a task whose Attempt is the number of tries it had, as task.failed reports
-// it: a retrying task's Attempt names the try that was still to come.
-func triesOf(task domain.Task) domain.Task {
-	n := 0
-	for _, a := range task.Attempts {
-		n = max(n, a.Number)
-	}
-	if n > 0 {
-		task.Attempt = n
-	}
-	if task.Attempt < 1 {
-		task.Attempt = 1
-	}
-	return task
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 )
 
@@ -49,8 +50,9 @@ func newAgentItem(a domain.Agent) agentItem {
 
 // RegisterAgent stores a new agent, its credential and its (empty, counted) capacity item and
 // uses up one use of the enrollment token, all or nothing. A token that is unknown, another tenant's, revoked, expired or used
-// up is domain.ErrUnauthorized; the agent starts at version 1.
-func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a domain.Agent) (domain.Agent, error) {
+// up is domain.ErrUnauthorized; the agent starts at version 1. The events evs are recorded with
+// the agent.
+func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a domain.Agent, evs ...events.Event) (domain.Agent, error) {
 	a.TenantID = tenantID
 	a.Version = 1
 	if err := a.Validate(); err != nil {
@@ -72,12 +74,16 @@ func (s *Store) RegisterAgent(ctx context.Context, tenantID, tokenID string, a d
 	counts := newTally(tenantID)
 	counts.agent(nil, &a)
 	notExists := aws.String("attribute_not_exists(PK)")
-	err = s.transact(ctx, append([]types.TransactWriteItem{
+	items, err := s.withEvents(append([]types.TransactWriteItem{
 		s.consumeEnrollment(tenantID, tokenID, s.nowUTC()),
 		{Put: &types.Put{TableName: &s.table, Item: agent, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: cred, ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: capacity}},
-	}, s.counterWrites(counts)...))
+	}, s.counterWrites(counts)...), evs)
+	if err != nil {
+		return domain.Agent{}, fmt.Errorf("register agent: %w", err)
+	}
+	err = s.transact(ctx, items)
 	if failed, ok := cancelledByCondition(err); ok {
 		if s.landed(ctx, keyOf(agent), write) {
 			// An earlier attempt whose answer was lost registered the agent (and used the token).
@@ -147,14 +153,14 @@ func (s *Store) ListAgents(ctx context.Context, tenantID string, f AgentFilter, 
 // the condition that the stored agent counts as the new one does, which needs no counter; only
 // when that fails is the stored agent read to count the difference.
 func (s *Store) UpdateAgent(ctx context.Context, tenantID string, a domain.Agent) (domain.Agent, error) {
-	return s.updateAgent(ctx, tenantID, a, nil, true)
+	return s.updateAgent(ctx, tenantID, a, nil, true, nil)
 }
 
 // updateAgent writes a over the version it was read at. read, when known, is the agent as
 // stored at that version (the write is conditioned on it, so the counters' difference follows
 // from it without another read); copyBackoff puts the agent's backoff on its capacity item in
-// the same transaction.
-func (s *Store) updateAgent(ctx context.Context, tenantID string, a domain.Agent, read *domain.Agent, copyBackoff bool) (domain.Agent, error) {
+// the same transaction, and so are the outbox items of evs.
+func (s *Store) updateAgent(ctx context.Context, tenantID string, a domain.Agent, read *domain.Agent, copyBackoff bool, evs []events.Event) (domain.Agent, error) {
 	a.TenantID = tenantID
 	if err := a.Validate(); err != nil {
 		return domain.Agent{}, err
@@ -171,6 +177,9 @@ func (s *Store) updateAgent(ctx context.Context, tenantID string, a domain.Agent
 	var backoff []types.TransactWriteItem
 	if copyBackoff {
 		backoff = []types.TransactWriteItem{{Update: s.backoffUpdate(a)}}
+	}
+	if backoff, err = s.withEvents(backoff, evs); err != nil {
+		return domain.Agent{}, fmt.Errorf("update agent %s: %w", a.ID, err)
 	}
 	if read == nil {
 		stored, done, err := s.putAgentCountedAlike(ctx, k, m, write, a, version, backoff)
@@ -280,20 +289,34 @@ func (s *Store) getAgentItem(ctx context.Context, k key) (storedAgent, bool, err
 // ModifyAgent reads an agent, applies change and writes it back, trying again when another
 // writer got in between. change may return an error to abandon the update.
 func (s *Store) ModifyAgent(ctx context.Context, tenantID, agentID string, change func(*domain.Agent) error) (domain.Agent, error) {
+	a, _, err := s.ModifyAgentWith(ctx, tenantID, agentID, change, nil)
+	return a, err
+}
+
+// ModifyAgentWith is ModifyAgent that records, with the agent's write, the events announce
+// (which may be nil) makes of the agent as read and as it is to be stored, and returns them.
+func (s *Store) ModifyAgentWith(ctx context.Context, tenantID, agentID string, change func(*domain.Agent) error, announce func(read, a domain.Agent) []events.Event) (domain.Agent, []events.Event, error) {
 	for attempt := 0; ; attempt++ {
 		a, err := s.GetAgent(ctx, tenantID, agentID)
 		if err != nil {
-			return domain.Agent{}, err
+			return domain.Agent{}, nil, err
 		}
 		read := a
 		if err := change(&a); err != nil {
-			return domain.Agent{}, err
+			return domain.Agent{}, nil, err
 		}
-		updated, err := s.updateAgent(ctx, tenantID, a, &read, !sameBackoff(read, a))
+		var evs []events.Event
+		if announce != nil {
+			evs = announce(read, a)
+		}
+		updated, err := s.updateAgent(ctx, tenantID, a, &read, !sameBackoff(read, a), evs)
 		if errors.Is(err, domain.ErrConflict) && attempt < 5 {
 			continue
 		}
-		return updated, err
+		if err != nil {
+			return updated, nil, err
+		}
+		return updated, evs, nil
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 //	agent counters    TENANT#t              COUNTS#AGENTS       (counters.go explains the counters)
 //	overdue counter   TENANT#t              COUNTS#OVERDUE
 //	run counters      TENANT#t              COUNTS#RUNS#hour    (one per tenant and hour; TTL two days later)
+//	outbox event      TENANT#t              OUTBOX#eventId                                            DUE#shard / eventTime#OUTBOX#t#eventId (until published; outbox.go)
 
 const (
 	skMeta          = "META"
@@ -73,6 +74,7 @@ const (
 	entityLog        = "log"
 	entitySnapshot   = "snapshot"
 	entityRetries    = "retries"
+	entityOutbox     = "outbox"
 )
 
 // key is the primary key of one item.

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
 )
@@ -30,6 +31,9 @@ type TaskRunChange struct {
 	Retry *RetryUse
 	// Requeue makes the task's slot due again; it comes only with a change of the task.
 	Requeue *SlotRequeue
+	// Events are recorded in the outbox with the change; they need a change of the task or a
+	// run to go with.
+	Events []events.Event
 }
 
 // RetryUse is one retry counted against an agent's hourly budget.
@@ -119,6 +123,9 @@ func (s *Store) taskRunWrites(tenantID string, ti taskItem, ri *runItem, ch *Tas
 		if ch.Requeue != nil {
 			return nil, errRequeueAlone
 		}
+		if len(ch.Events) > 0 {
+			return nil, errors.New("events are recorded only with the change they report")
+		}
 		return nil, nil
 	}
 	now := s.nowUTC()
@@ -193,7 +200,7 @@ func (s *Store) taskRunWrites(tenantID string, ti taskItem, ri *runItem, ch *Tas
 		items = append(items, types.TransactWriteItem{Update: u})
 	}
 	items = append(items, s.counterWrites(runChangeCounts(tenantID, ri, ch, now))...)
-	return items, nil
+	return s.withEvents(items, ch.Events)
 }
 
 // runChangeCounts is what a change does to the run counters: the run that was read moves from

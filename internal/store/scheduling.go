@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
 )
@@ -397,8 +398,9 @@ func checkUnchanged(c OverdueCheck) (string, map[string]types.AttributeValue) {
 // again at recheckAt, in one transaction that also counts the slot as overdue (and puts it in
 // its tenant's overdue index). It reports false, changing nothing, when the check was announced
 // already, watches another run by now, or the slot recorded a success other than lastSuccess
-// since it was read: so of two schedulers looking at the same check, one announces.
-func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess *time.Time, recheckAt time.Time) (bool, error) {
+// since it was read: so of two schedulers looking at the same check, one announces. The events
+// evs are recorded with the announcement.
+func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess *time.Time, recheckAt time.Time, evs ...events.Event) (bool, error) {
 	slotCond := "attribute_exists(PK) AND attribute_not_exists(lastSuccessAt)"
 	slotValues := map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}}
 	if lastSuccess != nil {
@@ -431,7 +433,7 @@ func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess
 		maps.Copy(values, countedValues)
 		counts := newTally(c.TenantID)
 		counts.overdue(slotCounted(c.Kind, marked), slotCounted(c.Kind, true))
-		err := s.transact(ctx, append([]types.TransactWriteItem{
+		items, err := s.withEvents(append([]types.TransactWriteItem{
 			{Update: &types.Update{
 				TableName: &s.table, Key: sk.av(),
 				UpdateExpression:          aws.String(set),
@@ -439,7 +441,11 @@ func (s *Store) AnnounceOverdue(ctx context.Context, c OverdueCheck, lastSuccess
 				ExpressionAttributeValues: values,
 			}},
 			{Update: check},
-		}, s.counterWrites(counts)...))
+		}, s.counterWrites(counts)...), evs)
+		if err != nil {
+			return false, fmt.Errorf("announce slot %s/%s/%s overdue: %w", c.PolicyID, c.AgentID, c.Kind, err)
+		}
+		err = s.transact(ctx, items)
 		failed, ok := cancelledByCondition(err)
 		if !ok {
 			if err != nil {
@@ -503,8 +509,9 @@ func (s *Store) RecheckOverdue(ctx context.Context, c OverdueCheck, recheckAt ti
 //
 // A check that was announced marked its slot overdue; a slot that still has the mark when the
 // check ends (the scheduler found it on time again without a success, or its policy was
-// disabled) loses it in the same transaction, and is counted off.
-func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced bool) (bool, error) {
+// disabled) loses it in the same transaction, and is counted off. The events evs are recorded
+// with the removal of the check.
+func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced bool, evs ...events.Event) (bool, error) {
 	checkKey := overdueCheckKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind).av()
 	if c.Announced || announced {
 		cond, values := checkUnchanged(c)
@@ -512,14 +519,18 @@ func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced b
 		marked, markedValues := slotCountedAs(true)
 		counts := newTally(c.TenantID)
 		counts.overdue(slotCounted(c.Kind, true), false)
-		err := s.transact(ctx, append([]types.TransactWriteItem{
+		items, err := s.withEvents(append([]types.TransactWriteItem{
 			{Delete: &types.Delete{TableName: &s.table, Key: checkKey, ConditionExpression: aws.String(cond + " AND announced = :true"), ExpressionAttributeValues: values}},
 			{Update: &types.Update{
 				TableName: &s.table, Key: slotKey(c.TenantID, c.PolicyID, c.AgentID, c.Kind).av(),
 				UpdateExpression:    aws.String("REMOVE " + overdueIndexRemove),
 				ConditionExpression: aws.String(marked), ExpressionAttributeValues: markedValues,
 			}},
-		}, s.counterWrites(counts)...))
+		}, s.counterWrites(counts)...), evs)
+		if err != nil {
+			return false, fmt.Errorf("end overdue check of slot %s/%s/%s: %w", c.PolicyID, c.AgentID, c.Kind, err)
+		}
+		err = s.transact(ctx, items)
 		if err == nil {
 			return true, nil
 		}
@@ -534,10 +545,25 @@ func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced b
 		cond += " AND announced = :true"
 		values[":true"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: &s.table, Key: checkKey,
-		ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
-	})
+	var err error
+	if len(evs) == 0 {
+		_, err = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: &s.table, Key: checkKey,
+			ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
+		})
+	} else {
+		var items []types.TransactWriteItem
+		items, err = s.withEvents([]types.TransactWriteItem{{Delete: &types.Delete{
+			TableName: &s.table, Key: checkKey, ConditionExpression: aws.String(cond), ExpressionAttributeValues: values,
+		}}}, evs)
+		if err != nil {
+			return false, fmt.Errorf("end overdue check of slot %s/%s/%s: %w", c.PolicyID, c.AgentID, c.Kind, err)
+		}
+		err = s.transact(ctx, items)
+		if _, ok := cancelledByCondition(err); ok {
+			return false, nil
+		}
+	}
 	if conditionFailed(err) {
 		return false, nil
 	}
@@ -550,13 +576,14 @@ func (s *Store) EndOverdueCheck(ctx context.Context, c OverdueCheck, announced b
 // SetAgentOffline records that an agent, as read (a), went silent: at now it becomes offline,
 // with OfflineSince now, and leaves the due index until a heartbeat brings it back. It reports
 // false, changing nothing, when the agent changed since it was read (a heartbeat came in, or
-// another scheduler took it offline first), so of two schedulers, one makes the change.
-func (s *Store) SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time) (bool, error) {
+// another scheduler took it offline first), so of two schedulers, one makes the change. The
+// events evs are recorded with the change.
+func (s *Store) SetAgentOffline(ctx context.Context, a domain.Agent, now time.Time, evs ...events.Event) (bool, error) {
 	off := a
 	off.Status = domain.AgentOffline
 	counts := newTally(a.TenantID)
 	counts.agent(&a, &off)
-	return s.updateAgentIfUnchanged(ctx, a, counts,
+	return s.updateAgentIfUnchanged(ctx, a, counts, evs,
 		"#status = :offline, offlineSince = :at", resources.AttrGSI2PK+", "+resources.AttrGSI2SK,
 		map[string]string{"#status": "status"},
 		map[string]types.AttributeValue{":offline": str(string(domain.AgentOffline)), ":at": str(fmtTime(now))})
@@ -564,15 +591,16 @@ func (s *Store) SetAgentOffline(ctx context.Context, a domain.Agent, now time.Ti
 
 // ClearAgentOffline records that the return of an agent, as read (a), was announced: its
 // OfflineSince goes, and it sits in the due index at the time it would turn silent. It reports
-// false, changing nothing, when the agent changed since it was read.
-func (s *Store) ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, error) {
+// false, changing nothing, when the agent changed since it was read. The events evs are recorded
+// with the change.
+func (s *Store) ClearAgentOffline(ctx context.Context, a domain.Agent, evs ...events.Event) (bool, error) {
 	back := a
 	back.OfflineSince = nil
 	it := newAgentItem(back)
 	if it.GSI2PK == "" {
 		return false, fmt.Errorf("clear offline mark of agent %s: the agent is not online", a.ID)
 	}
-	return s.updateAgentIfUnchanged(ctx, a, nil,
+	return s.updateAgentIfUnchanged(ctx, a, nil, evs,
 		resources.AttrGSI2PK+" = :gpk, "+resources.AttrGSI2SK+" = :gsk", "offlineSince",
 		nil, map[string]types.AttributeValue{":gpk": str(it.GSI2PK), ":gsk": str(it.GSI2SK)})
 }
@@ -581,8 +609,9 @@ func (s *Store) ClearAgentOffline(ctx context.Context, a domain.Agent) (bool, er
 // a's, moving it to the next version. It reports false, changing nothing, when the version moved
 // on. Unlike UpdateAgent it writes only what changes, in one request (in a transaction with the
 // counters when counts changes them: the version condition holds the agent to a, so counts is
-// the change from a), and a writer that lost never takes the winner's write for its own.
-func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, counts *tally, set, remove string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
+// the change from a, or with the outbox items of evs), and a writer that lost never takes the
+// winner's write for its own.
+func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, counts *tally, evs []events.Event, set, remove string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
 	expr := "SET " + set + ", #version = #version + :one, updatedAt = :now, #w = :w"
 	if remove != "" {
 		expr += " REMOVE " + remove
@@ -595,7 +624,7 @@ func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, coun
 	values[":read"], values[":one"], values[":now"], values[":w"] = num(a.Version), num(1), str(fmtTime(s.nowUTC())), str(write)
 	k := agentKey(a.TenantID, a.ID).av()
 	var err error
-	if counts == nil || counts.empty() {
+	if (counts == nil || counts.empty()) && len(evs) == 0 {
 		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 &s.table,
 			Key:                       k,
@@ -605,14 +634,18 @@ func (s *Store) updateAgentIfUnchanged(ctx context.Context, a domain.Agent, coun
 			ExpressionAttributeValues: values,
 		})
 	} else {
-		err = s.transact(ctx, append([]types.TransactWriteItem{{Update: &types.Update{
+		items, werr := s.withEvents(append([]types.TransactWriteItem{{Update: &types.Update{
 			TableName:                 &s.table,
 			Key:                       k,
 			UpdateExpression:          aws.String(expr),
 			ConditionExpression:       aws.String("#version = :read"),
 			ExpressionAttributeNames:  allNames,
 			ExpressionAttributeValues: values,
-		}}}, s.counterWrites(counts)...))
+		}}}, s.counterWrites(counts)...), evs)
+		if werr != nil {
+			return false, fmt.Errorf("update agent %s: %w", a.ID, werr)
+		}
+		err = s.transact(ctx, items)
 		if _, ok := cancelledByCondition(err); ok {
 			return s.landed(ctx, k, write), nil
 		}

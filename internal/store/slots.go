@@ -195,6 +195,8 @@ type Due struct {
 	// came back while the scheduler still counts it offline.
 	Agent *domain.Agent
 	Check *OverdueCheck
+	// Outbox is an event recorded and not yet published.
+	Outbox *OutboxEntry
 }
 
 // QueryDue returns the entries of one due-index shard that are due at or before now, oldest
@@ -309,6 +311,16 @@ func decodeDue(m map[string]types.AttributeValue) (*Due, error) {
 			return nil, err
 		}
 		return &Due{Check: &it.OverdueCheck}, nil
+	case entityOutbox:
+		var it outboxItem
+		if err := unmarshal(m, &it); err != nil {
+			return nil, err
+		}
+		e, err := it.entry()
+		if err != nil {
+			return nil, err
+		}
+		return &Due{Outbox: &e}, nil
 	}
 	return nil, nil
 }

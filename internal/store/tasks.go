@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
 )
@@ -211,13 +212,20 @@ func (s *Store) CountActiveTasks(ctx context.Context, tenantID, agentID string) 
 // written. Two concurrent transitions cannot both win: each write is conditional on the task's
 // revision, and the loser re-reads and re-checks.
 func (s *Store) TransitionTask(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task)) (domain.Task, error) {
+	t, _, err := s.TransitionTaskWith(ctx, tenantID, taskID, to, change, nil)
+	return t, err
+}
+
+// TransitionTaskWith is TransitionTask that records, with the task's write, the events announce
+// (which may be nil) makes of the task as it is to be stored, and returns them.
+func (s *Store) TransitionTaskWith(ctx context.Context, tenantID, taskID string, to domain.TaskStatus, change func(*domain.Task), announce func(domain.Task) []events.Event) (domain.Task, []events.Event, error) {
 	for attempt := 0; ; attempt++ {
 		it, err := s.getTaskItem(ctx, tenantID, taskID)
 		if err != nil {
-			return domain.Task{}, err
+			return domain.Task{}, nil, err
 		}
 		if !domain.CanTransition(it.Status, to) {
-			return it.Task, &domain.TransitionError{TaskID: taskID, Current: it.Status, To: to}
+			return it.Task, nil, &domain.TransitionError{TaskID: taskID, Current: it.Status, To: to}
 		}
 		t := it.Task
 		if change != nil {
@@ -226,20 +234,24 @@ func (s *Store) TransitionTask(ctx context.Context, tenantID, taskID string, to 
 		t.Status, t.UpdatedAt = to, s.nowUTC()
 		t.TenantID, t.ID, t.AgentID = tenantID, taskID, it.AgentID
 		settleRunningCheck(&t)
-		err = s.putTask(ctx, it, t)
+		var evs []events.Event
+		if announce != nil {
+			evs = announce(t)
+		}
+		err = s.putTask(ctx, it, t, evs)
 		if errors.Is(err, domain.ErrConflict) && attempt < 10 {
 			continue
 		}
 		if err != nil {
-			return domain.Task{}, fmt.Errorf("move task %s to %s: %w", taskID, to, err)
+			return domain.Task{}, nil, fmt.Errorf("move task %s to %s: %w", taskID, to, err)
 		}
-		return t, nil
+		return t, evs, nil
 	}
 }
 
 // putTask writes t over the task as it was read (before), and keeps its agent's capacity item
-// in step.
-func (s *Store) putTask(ctx context.Context, before taskItem, t domain.Task) error {
+// in step, recording evs in the same transaction.
+func (s *Store) putTask(ctx context.Context, before taskItem, t domain.Task, evs []events.Event) error {
 	capacity, err := s.capacityUpdate(&before.Task, t)
 	if err != nil {
 		return err
@@ -253,19 +265,26 @@ func (s *Store) putTask(ctx context.Context, before taskItem, t domain.Task) err
 		TableName: &s.table, Item: m, ConditionExpression: aws.String("rev = :rev"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":rev": num(before.Rev)},
 	}}
-	return s.commitTask(ctx, put, keyOf(m), write, capacity)
+	return s.commitTask(ctx, put, keyOf(m), write, capacity, evs...)
 }
 
 // commitTask carries out one conditional write of a task item — the Put or Update in w, which
 // stamps the item with write ID write — and, in the same transaction, capacity, the update of
-// the agent's capacity item (nil when the write leaves it as it is). A failed condition is
-// domain.ErrConflict, unless the item at k is this very write's, from an attempt whose answer
-// was lost.
-func (s *Store) commitTask(ctx context.Context, w types.TransactWriteItem, k map[string]types.AttributeValue, write string, capacity *types.Update) error {
+// the agent's capacity item (nil when the write leaves it as it is), and the outbox items of
+// evs. A failed condition is domain.ErrConflict, unless the item at k is this very write's,
+// from an attempt whose answer was lost.
+func (s *Store) commitTask(ctx context.Context, w types.TransactWriteItem, k map[string]types.AttributeValue, write string, capacity *types.Update, evs ...events.Event) error {
 	var err error
 	switch {
-	case capacity != nil:
-		err = s.transact(ctx, []types.TransactWriteItem{w, {Update: capacity}})
+	case capacity != nil || len(evs) > 0:
+		items := []types.TransactWriteItem{w}
+		if capacity != nil {
+			items = append(items, types.TransactWriteItem{Update: capacity})
+		}
+		if items, err = s.withEvents(items, evs); err != nil {
+			return err
+		}
+		err = s.transact(ctx, items)
 	case w.Put != nil:
 		p := w.Put
 		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{

@@ -66,7 +66,7 @@ var removedKinds = map[string]string{
 	entityAgent: "agents", entityRepository: "repositories", entityPolicy: "policies", entityPolicyName: "policyNames",
 	entityAssignment: "assignments", entitySlot: "slots", entityOverdue: "overdueChecks", entityTask: "tasks",
 	entityRun: "runs", entityLog: "logChunks", entitySnapshot: "snapshots", entityRetries: "retryBudgets",
-	entityCapacity: "capacityItems", entityCounts: "counterItems",
+	entityCapacity: "capacityItems", entityCounts: "counterItems", entityOutbox: "events",
 }
 
 func removedKind(entity string) string {

@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
@@ -253,4 +255,50 @@ func TestDataDeletionKeepsAgentsAndPoliciesUntilTheFinalCall(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"TENANT#doomed | META", "APIKEY#" + w.keyID + " | META"}, left)
+}
+
+func TestDeletingATenantRemovesItsUnpublishedEvents(t *testing.T) {
+	f := newFixture(t)
+	w := f.world("doomed", "repo-a", "nightly", "prod")
+	other := f.world("kept", "repo-b", "nightly", "prod")
+	agent, err := f.st.GetAgent(f.ctx, "doomed", w.agentID)
+	require.NoError(t, err)
+	kept, err := f.st.GetAgent(f.ctx, "kept", other.agentID)
+	require.NoError(t, err)
+	// Two pending events of the tenant (one recorded with a change), one of another tenant.
+	changed, err := f.st.SetAgentOffline(f.ctx, agent, f.now, events.NewAgentOffline(f.now, agent))
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.NoError(t, f.st.RecordEvents(f.ctx, []events.Event{events.NewAgentOnline(f.now, agent, f.now)}))
+	require.NoError(t, f.st.RecordEvents(f.ctx, []events.Event{events.NewAgentOnline(f.now, kept, f.now)}))
+	require.Len(t, f.pendingEvents(), 3)
+
+	removed := store.Removed{}
+	for done := false; !done; {
+		done, err = f.st.DeleteTenantData(f.ctx, "doomed", store.DataDeletion{Final: true, Progress: func(r store.Removed) error {
+			removed.Add(r)
+			return nil
+		}})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, int64(2), removed["events"], "the outbox items are reported by their own name")
+	pending := f.pendingEvents()
+	require.Len(t, pending, 1, "the other tenant's event waits to be published")
+	assert.Equal(t, "kept", pending[0].TenantID)
+}
+
+// pendingEvents lists every outbox entry the due index holds.
+func (f *fixture) pendingEvents() []store.OutboxEntry {
+	f.t.Helper()
+	var out []store.OutboxEntry
+	for shard := range resources.DueShards {
+		due, _, err := f.st.QueryDue(f.ctx, shard, f.now.Add(time.Hour), store.Page{Limit: 100})
+		require.NoError(f.t, err)
+		for _, d := range due {
+			if d.Outbox != nil {
+				out = append(out, *d.Outbox)
+			}
+		}
+	}
+	return out
 }
