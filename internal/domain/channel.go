@@ -40,9 +40,9 @@ type Channel struct {
 	SlackHint string `json:"slackUrlHint,omitempty"`
 	// Emails are an email channel's recipients; only confirmed ones receive notifications.
 	Emails  []EmailRecipient `json:"emails,omitempty"`
-	Rules   ChannelRules   `json:"rules"`
-	Quiet   bool           `json:"quiet"`
-	Enabled bool           `json:"enabled"`
+	Rules   ChannelRules     `json:"rules"`
+	Quiet   bool             `json:"quiet"`
+	Enabled bool             `json:"enabled"`
 	// SecretRotatedAt is when a webhook's signing secret was made.
 	SecretRotatedAt *time.Time `json:"secretRotatedAt,omitempty"`
 	CreatedAt       time.Time  `json:"createdAt"`
