@@ -273,7 +273,6 @@ func TestTwoHundredAgentsOfflineInOneBatchMakeOneMessagePerChannel(t *testing.T)
 	assert.Len(t, ds[0].EventIDs, domain.MaxDeliveryEventIDs)
 }
 
-
 func TestRulesChooseEventTypesPoliciesAndLabels(t *testing.T) {
 	f := newFixture(t)
 	prod := f.agent("db-1", map[string]string{"env": "prod"})
