@@ -150,10 +150,20 @@ func (c *Core) APIDeps() httpapi.Deps {
 	settings.Region = c.AWS.Region
 	settings.LogRetention = c.Config.LogRetention
 	settings.HeartbeatInterval = c.Config.HeartbeatInterval
-	return httpapi.Deps{
+	d := httpapi.Deps{
 		Store: c.Store, Queues: c.Queues, Dispatcher: c.Dispatcher, Log: c.Log, Now: c.Now, Settings: settings,
 		Credentials: queuecreds.New(sts.NewFromConfig(c.AWS), c.Config.AgentRoleARN),
 	}
+	// A deployment without notification settings serves everything else; the notification
+	// routes say what is missing.
+	nc, err := notify.ConfigFromEnv(os.Getenv)
+	if err == nil {
+		d.Notify, err = c.Notifier(nc)
+	}
+	if err != nil {
+		c.Log.Error("notifications are off", "error", err)
+	}
+	return d
 }
 
 // Notifier builds the notifier from its configuration (notify.ConfigFromEnv). Without a

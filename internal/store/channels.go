@@ -189,12 +189,14 @@ func (s *Store) PutDelivery(ctx context.Context, d domain.Delivery) error {
 // ListDeliveries lists a channel's deliveries, newest first. A channel that does not exist is
 // domain.ErrNotFound.
 func (s *Store) ListDeliveries(ctx context.Context, tenantID, channelID string, page Page) ([]domain.Delivery, string, error) {
-	if _, err := s.GetChannel(ctx, tenantID, channelID); err != nil {
-		return nil, "", err
-	}
+	// The listing goes first, so a cursor that is not this listing's is refused as such
+	// whether or not the channel exists.
 	out, next, err := list(ctx, s, listing{pk: channelPK(tenantID, channelID), prefix: prefixDelivery, reverse: true}, page, func(it deliveryItem) domain.Delivery { return it.Delivery })
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries of channel %s: %w", channelID, err)
+	}
+	if _, err := s.GetChannel(ctx, tenantID, channelID); err != nil {
+		return nil, "", err
 	}
 	return out, next, nil
 }
