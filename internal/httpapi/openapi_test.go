@@ -302,7 +302,7 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	var ch createdChannel
 	res.JSON(t, &ch)
 	c.call(post, channels, channels, w.operator, map[string]any{"name": "ops", "kind": "pager", "rules": map[string]any{"eventTypes": []string{"task.failed"}}}, 422)
-	res = c.call(post, channels, channels, w.operator, map[string]any{"name": "mail", "kind": "email", "emails": []string{"ops@example.com"},
+	c.call(post, channels, channels, w.operator, map[string]any{"name": "mail", "kind": "email", "emails": []string{"ops@example.com"},
 		"rules": map[string]any{"eventTypes": []string{"agent.offline"}}, "quiet": true, "enabled": true}, 201)
 	c.call(post, channels, channels, w.operator, map[string]any{"name": "chat", "kind": "slack", "slackUrl": hook.URL + "/services/x",
 		"rules": map[string]any{"eventTypes": []string{"agent.offline"}}}, 201)
