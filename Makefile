@@ -75,7 +75,7 @@ bench: emulator
 
 .PHONY: build synth deploy diff test-infra
 
-LAMBDAS := api agentapi authorizer scheduler
+LAMBDAS := api agentapi authorizer scheduler notifier
 LAMBDA_GOFLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
 ## build: each Lambda whose main exists in functions/<name> into bin/lambda/<name>/bootstrap (linux/arm64)

@@ -63,7 +63,7 @@ An operator who lost the tenant's admin key deletes it against the table and the
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json or table")
 	root.AddCommand(
 		a.tenantCmd(), a.apikeyCmd(), a.capacityCmd(),
-		a.agentsCmd(), a.tokensCmd(), a.repositoriesCmd(), a.policiesCmd(), a.assignCmd(), a.unassignCmd(),
+		a.agentsCmd(), a.tokensCmd(), a.repositoriesCmd(), a.policiesCmd(), a.notifyCmd(), a.assignCmd(), a.unassignCmd(),
 		a.tasksCmd(), a.runsCmd(), a.logsCmd(), a.overviewCmd(),
 	)
 	return root

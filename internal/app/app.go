@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/fleet"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
+	"github.com/restic-monitor/restic-monitor/internal/notify"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/queuecreds"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
@@ -157,10 +159,40 @@ func (c *Core) APIDeps() httpapi.Deps {
 	settings.Region = c.AWS.Region
 	settings.LogRetention = c.Config.LogRetention
 	settings.HeartbeatInterval = c.Config.HeartbeatInterval
-	return httpapi.Deps{
+	d := httpapi.Deps{
 		Store: c.Store, Queues: c.Queues, Dispatcher: c.Dispatcher, Log: c.Log, Now: c.Now, Settings: settings,
 		Credentials: queuecreds.New(sts.NewFromConfig(c.AWS), c.Config.AgentRoleARN),
 	}
+	// A deployment without notification settings serves everything else; the notification
+	// routes say what is missing.
+	nc, err := notify.ConfigFromEnv(os.Getenv)
+	if err == nil {
+		d.Notify, err = c.Notifier(nc)
+	}
+	if err != nil {
+		c.Log.Error("notifications are off", "error", err)
+	}
+	return d
+}
+
+// Notifier builds the notifier from its configuration (notify.ConfigFromEnv). Without a
+// secret key it can neither seal nor open channel secrets, and says so when asked to.
+func (c *Core) Notifier(nc notify.Config) (*notify.Notifier, error) {
+	n := &notify.Notifier{
+		Store: c.Store, PublicURL: nc.PublicURL, Log: c.Log, Now: c.Now,
+		HTTP: notify.NewHTTPClient(notify.ClientOptions{Timeout: nc.Timeout, AllowPrivate: nc.AllowPrivate}),
+	}
+	if nc.SecretKey != nil {
+		s, err := notify.NewSealer(nc.SecretKey)
+		if err != nil {
+			return nil, err
+		}
+		n.Sealer = s
+	}
+	if nc.From != "" {
+		n.Mailer = notify.SESMailer{Client: sesv2.NewFromConfig(c.AWS), From: nc.From}
+	}
+	return n, nil
 }
 
 // DeadLetterDrainer returns what turns the deployment's dead letters into failed tasks. The

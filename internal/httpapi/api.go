@@ -5,10 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
+	"github.com/restic-monitor/restic-monitor/internal/notify"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/schedule"
 	"github.com/restic-monitor/restic-monitor/internal/store"
@@ -59,6 +61,9 @@ type Deps struct {
 	Log         *slog.Logger
 	Now         func() time.Time
 	Settings    Settings
+	// Notify seals channel secrets, sends test deliveries and email confirmations; without it
+	// the notification routes that need it answer 503.
+	Notify *notify.Notifier
 }
 
 func (d Deps) now() time.Time { return d.Now().UTC() }
@@ -66,7 +71,7 @@ func (d Deps) now() time.Time { return d.Now().UTC() }
 // NewTenantHandler serves the tenant API (/v1/...), for operators' API keys.
 func NewTenantHandler(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	mount(mux, d.Log, TenantRoutes(d))
+	mount(mux, d.Log, append(TenantRoutes(d), PublicRoutes(d)...))
 	return mux
 }
 
@@ -80,7 +85,7 @@ func NewAgentHandler(d Deps) http.Handler {
 // NewHandler serves both APIs on one mux, as the local stack does.
 func NewHandler(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	mount(mux, d.Log, append(TenantRoutes(d), AgentRoutes(d)...))
+	mount(mux, d.Log, slices.Concat(TenantRoutes(d), PublicRoutes(d), AgentRoutes(d)))
 	return mux
 }
 

@@ -22,6 +22,7 @@ const (
 	CodeTooManyRequests = "too_many_requests"
 	CodeMethod          = "method_not_allowed"
 	CodeInternal        = "internal"
+	CodeUnavailable     = "unavailable"
 )
 
 // Error is an error with an HTTP status and a message meant for the caller.

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/require"
 
@@ -20,8 +22,10 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
 	"github.com/restic-monitor/restic-monitor/internal/lambdahttp"
+	"github.com/restic-monitor/restic-monitor/internal/notify"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/schedule"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
@@ -39,6 +43,8 @@ type harness struct {
 	agent  lambdahttp.Adapter
 	// clock is the time the API sees; tests move it.
 	clock time.Time
+	// ses stands in for the SES endpoint and keeps the mail sent.
+	ses *sesEndpoint
 }
 
 func newHarness(t *testing.T) *harness {
@@ -61,6 +67,16 @@ func newHarness(t *testing.T) *harness {
 	h.deps = httpapi.Deps{
 		Store: st, Queues: qm, Log: log, Now: now, Settings: httpapi.DefaultSettings(),
 		Dispatcher: &dispatch.Dispatcher{Store: st, Sender: qm, Log: log, Now: now},
+	}
+	h.ses = newSESEndpoint(t)
+	sealer, err := notify.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	require.NoError(t, err)
+	h.deps.Notify = &notify.Notifier{
+		Store: st, Sealer: sealer, PublicURL: "https://monitor.example.com", Log: log, Now: now,
+		// Test receivers listen on 127.0.0.1: the private-address guard is off for them.
+		HTTP:   notify.NewHTTPClient(notify.ClientOptions{AllowPrivate: true, Timeout: 5 * time.Second}),
+		Mailer: notify.SESMailer{Client: sesv2.NewFromConfig(cfg, func(o *sesv2.Options) { o.BaseEndpoint = aws.String(h.ses.URL) }), From: "alerts@monitor.example.com"},
+		Retry:  schedule.RetryPolicy{Base: 10 * time.Millisecond, Factor: 2, Cap: 20 * time.Millisecond}, MaxAttempts: 2,
 	}
 	h.api = lambdahttp.Adapter{Handler: httpapi.NewTenantHandler(h.deps)}
 	h.agent = lambdahttp.Adapter{Handler: httpapi.NewAgentHandler(h.deps)}

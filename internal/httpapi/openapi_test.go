@@ -70,7 +70,7 @@ func TestOpenAPIPathsAreTheRoutes(t *testing.T) {
 		}
 	}
 	routed := map[string]bool{}
-	for _, r := range append(httpapi.TenantRoutes(httpapi.Deps{}), httpapi.AgentRoutes(httpapi.Deps{})...) {
+	for _, r := range slices.Concat(httpapi.TenantRoutes(httpapi.Deps{}), httpapi.PublicRoutes(httpapi.Deps{}), httpapi.AgentRoutes(httpapi.Deps{})) {
 		k := routeKey(r.Method, r.Pattern)
 		require.False(t, routed[k], "route %s is registered twice", k)
 		routed[k] = true
@@ -294,6 +294,29 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	c.call(post, "/v1/api-keys", "/v1/api-keys", w.operator, map[string]any{"name": "ci", "role": "viewer"}, 403)
 	c.call(get, "/v1/api-keys", "/v1/api-keys", w.admin, nil, 200)
 	c.call(del, "/v1/api-keys/{keyId}", "/v1/api-keys/"+key.ID, w.admin, nil, 204)
+
+	hook := newHookReceiver(t)
+	const channels, channel = "/v1/notification-channels", "/v1/notification-channels/{channelId}"
+	res = c.call(post, channels, channels, w.operator, map[string]any{"name": "ops", "kind": "webhook", "url": hook.URL,
+		"rules": map[string]any{"eventTypes": []string{"task.failed"}, "policyIds": []string{p.ID}, "agentLabels": map[string]string{"env": "prod"}}}, 201)
+	var ch createdChannel
+	res.JSON(t, &ch)
+	c.call(post, channels, channels, w.operator, map[string]any{"name": "ops", "kind": "pager", "rules": map[string]any{"eventTypes": []string{"task.failed"}}}, 422)
+	c.call(post, channels, channels, w.operator, map[string]any{"name": "mail", "kind": "email", "emails": []string{"ops@example.com"},
+		"rules": map[string]any{"eventTypes": []string{"agent.offline"}}, "quiet": true, "enabled": true}, 201)
+	c.call(post, channels, channels, w.operator, map[string]any{"name": "chat", "kind": "slack", "slackUrl": hook.URL + "/services/x",
+		"rules": map[string]any{"eventTypes": []string{"agent.offline"}}}, 201)
+	c.call(get, channels, channels+"?limit=2", w.viewer, nil, 200)
+	c.call(get, channel, channels+"/"+ch.ID, w.viewer, nil, 200)
+	c.call(get, channel, channels+"/"+missing, w.viewer, nil, 404)
+	c.call(patch, channel, channels+"/"+ch.ID, w.operator, map[string]any{"version": ch.Version, "quiet": true}, 200)
+	c.call(patch, channel, channels+"/"+ch.ID, w.operator, map[string]any{"version": ch.Version, "quiet": false}, 409)
+	c.call(post, channel+"/test", channels+"/"+ch.ID+"/test", w.operator, nil, 200)
+	c.call(get, channel+"/deliveries", channels+"/"+ch.ID+"/deliveries", w.viewer, nil, 200)
+	c.call(post, channel+"/rotate-secret", channels+"/"+ch.ID+"/rotate-secret", w.operator, nil, 200)
+	c.call(get, channels+"/confirm", channels+"/confirm?token="+h.ses.confirmToken(t, "ops@example.com"), "", nil, 200)
+	c.call(post, channels+"/confirm", channels+"/confirm?token=acme.x.y", "", nil, 404)
+	c.call(del, channel, channels+"/"+ch.ID, w.operator, nil, 204)
 
 	c.call(del, "/v1/policies/{policyId}/agents/{agentId}", "/v1/policies/"+p.ID+"/agents/"+a.ID, w.operator, nil, 204)
 	c.call(del, "/v1/policies/{policyId}", "/v1/policies/"+p.ID, w.operator, nil, 204)

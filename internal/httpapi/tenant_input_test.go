@@ -27,14 +27,17 @@ func inputWorld(t *testing.T) (*harness, *tenantWorld, map[string]string) {
 	res.JSON(t, &task)
 	drainTaskQueue(t, a.QueueURL)
 	run := w.run(a.ID, p.ID, domain.TaskSucceeded, h.clock)
-	return h, w, map[string]string{"agentId": a.ID, "policyId": p.ID, "taskId": task.ID, "runId": run.ID, "name": "repo-main"}
+	ch := w.channel("ops")
+	return h, w, map[string]string{"agentId": a.ID, "policyId": p.ID, "taskId": task.ID, "runId": run.ID, "name": "repo-main", "channelId": ch.ID}
 }
 
-// bodyRoutes are the tenant routes that read a JSON body.
+// bodyRoutes are the tenant routes that read a JSON body; actions (cancel a task, test a
+// channel, rotate its secret) take none.
 func bodyRoutes(h *harness) []httpapi.Route {
 	var out []httpapi.Route
 	for _, r := range httpapi.TenantRoutes(h.deps) {
-		if (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) && !strings.HasSuffix(r.Pattern, "/cancel") {
+		if (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) && !strings.HasSuffix(r.Pattern, "/cancel") &&
+			!strings.HasSuffix(r.Pattern, "/test") && !strings.HasSuffix(r.Pattern, "/rotate-secret") {
 			out = append(out, r)
 		}
 	}

@@ -86,6 +86,8 @@ func TestTenantIsolation(t *testing.T) {
 	var keyA createdKey
 	res.JSON(t, &keyA)
 
+	channelA := a.channel("a-ops")
+
 	// Tenant B has its own, named alike where names are per tenant.
 	agentB := b.agent("b-web-1", nil)
 	b.repository("b-repo")
@@ -93,20 +95,21 @@ func TestTenantIsolation(t *testing.T) {
 
 	ids := map[string]string{
 		"agentId": agentA.ID, "policyId": policyA.ID, "taskId": taskA.ID, "runId": runA.ID,
-		"tokenId": tokenA.ID, "keyId": keyA.ID, "name": "a-private-repo",
+		"tokenId": tokenA.ID, "keyId": keyA.ID, "name": "a-private-repo", "channelId": channelA.ID,
 	}
 	validBody := map[string]any{
-		"PATCH /v1/agents/{agentId}":             map[string]any{"version": agentA.Version, "labels": map[string]any{"env": "b-was-here"}},
-		"PUT /v1/repositories/{name}":            map[string]any{"backend": "local", "location": "/b", "version": 1},
-		"PUT /v1/policies/{policyId}":            mergeInto(tenantPolicyBody("b-took-it", "b-repo"), map[string]any{"version": policyA.Version}),
-		"PATCH /v1/policies/{policyId}":          map[string]any{"version": policyA.Version, "paths": []string{"/b"}},
-		"POST /v1/policies/{policyId}/agents":    map[string]any{"agentIds": []string{agentB.ID}},
-		"POST /v1/tasks/{taskId}/cancel":         nil,
-		"DELETE /v1/policies/{policyId}":         nil,
-		"DELETE /v1/agents/{agentId}":            nil,
-		"DELETE /v1/repositories/{name}":         nil,
-		"DELETE /v1/enrollment-tokens/{tokenId}": nil,
-		"DELETE /v1/api-keys/{keyId}":            nil,
+		"PATCH /v1/agents/{agentId}":                  map[string]any{"version": agentA.Version, "labels": map[string]any{"env": "b-was-here"}},
+		"PUT /v1/repositories/{name}":                 map[string]any{"backend": "local", "location": "/b", "version": 1},
+		"PUT /v1/policies/{policyId}":                 mergeInto(tenantPolicyBody("b-took-it", "b-repo"), map[string]any{"version": policyA.Version}),
+		"PATCH /v1/policies/{policyId}":               map[string]any{"version": policyA.Version, "paths": []string{"/b"}},
+		"POST /v1/policies/{policyId}/agents":         map[string]any{"agentIds": []string{agentB.ID}},
+		"POST /v1/tasks/{taskId}/cancel":              nil,
+		"PATCH /v1/notification-channels/{channelId}": map[string]any{"version": channelA.Version, "name": "b-was-here"},
+		"DELETE /v1/policies/{policyId}":              nil,
+		"DELETE /v1/agents/{agentId}":                 nil,
+		"DELETE /v1/repositories/{name}":              nil,
+		"DELETE /v1/enrollment-tokens/{tokenId}":      nil,
+		"DELETE /v1/api-keys/{keyId}":                 nil,
 	}
 	before := tenantState(t, h, a.id, ids)
 	secretBefore := agentA.SecretHash

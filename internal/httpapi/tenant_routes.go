@@ -17,6 +17,7 @@ func TenantRoutes(d Deps) []Route {
 	tasks := taskHandlers{d: d, fleet: f}
 	runs := runHandlers{d: d}
 	tenant := tenantHandlers{d: d, fleet: f}
+	channels := channelHandlers{d: d}
 	const (
 		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 	)
@@ -60,6 +61,15 @@ func TenantRoutes(d Deps) []Route {
 		{get, "/v1/runs", AccessViewer, runs.list},
 		{get, "/v1/runs/{runId}", AccessViewer, noQuery(runs.get)},
 		{get, "/v1/runs/{runId}/logs", AccessViewer, runs.logs},
+
+		{post, channelsPath, AccessOperator, noQuery(channels.create)},
+		{get, channelsPath, AccessViewer, channels.list},
+		{get, channelsPath + "/{channelId}", AccessViewer, noQuery(channels.get)},
+		{patch, channelsPath + "/{channelId}", AccessOperator, noQuery(channels.patch)},
+		{del, channelsPath + "/{channelId}", AccessOperator, noQuery(channels.delete)},
+		{post, channelsPath + "/{channelId}/rotate-secret", AccessOperator, noQuery(channels.rotateSecret)},
+		{post, channelsPath + "/{channelId}/test", AccessOperator, noQuery(channels.test)},
+		{get, channelsPath + "/{channelId}/deliveries", AccessViewer, channels.deliveries},
 
 		{post, "/v1/api-keys", AccessAdmin, noQuery(creds.createAPIKey)},
 		{get, "/v1/api-keys", AccessAdmin, creds.listAPIKeys},

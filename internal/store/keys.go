@@ -35,6 +35,11 @@ import (
 //	overdue counter   TENANT#t              COUNTS#OVERDUE
 //	run counters      TENANT#t              COUNTS#RUNS#hour    (one per tenant and hour; TTL two days later)
 //	outbox event      TENANT#t              OUTBOX#eventId                                            DUE#shard / eventTime#OUTBOX#t#eventId (until published; outbox.go)
+//	channel           TENANT#t              CHANNEL#c           (a notification channel; its sealed secret beside it)
+//	delivery          TENANT#t#CHANNEL#c    DELIVERY#id         (the channel's delivery log; TTL 30 days)
+//	sent event        TENANT#t#CHANNEL#c    EVENT#id            (an event claimed or sent, for dedupe; TTL 2 days)
+//	failure streak    TENANT#t#CHANNEL#c    STREAK#subject      (while a policy×agent or agent fails, for quiet mode)
+//	confirmation      TENANT#t#CHANNEL#c    CONFIRM#hash        (an email confirmation link's token hash; TTL 7 days)
 
 const (
 	skMeta          = "META"
@@ -52,6 +57,11 @@ const (
 	prefixAgentCred = "AGENTCRED#"
 	prefixDue       = "DUE#"
 	prefixOverdue   = "OVERDUE#"
+	prefixChannel   = "CHANNEL#"
+	prefixDelivery  = "DELIVERY#"
+	prefixEvent     = "EVENT#"
+	prefixStreak    = "STREAK#"
+	prefixConfirm   = "CONFIRM#"
 )
 
 // Item types, stored in every item's "entity" attribute so mixed queries (the due index) can
@@ -75,6 +85,11 @@ const (
 	entitySnapshot   = "snapshot"
 	entityRetries    = "retries"
 	entityOutbox     = "outbox"
+	entityChannel    = "channel"
+	entityDelivery   = "delivery"
+	entitySentEvent  = "sentevent"
+	entityStreak     = "streak"
+	entityConfirm    = "confirmation"
 )
 
 // key is the primary key of one item.
@@ -108,6 +123,10 @@ func snapshotKey(t, a string, at time.Time, id string) key {
 func overdueCheckKey(t, p, a string, k domain.SlotKind) key {
 	return key{policyPK(t, p), prefixOverdue + a + "#" + string(k)}
 }
+
+func channelKey(t, c string) key      { return key{tenantPK(t), prefixChannel + c} }
+func deliveryKey(t, c, id string) key { return key{channelPK(t, c), prefixDelivery + id} }
+func channelPK(t, c string) string    { return tenantPK(t) + "#CHANNEL#" + c }
 
 func policyPK(t, p string) string { return tenantPK(t) + "#POLICY#" + p }
 func agentPK(t, a string) string  { return tenantPK(t) + "#AGENT#" + a }

@@ -67,6 +67,8 @@ var removedKinds = map[string]string{
 	entityAssignment: "assignments", entitySlot: "slots", entityOverdue: "overdueChecks", entityTask: "tasks",
 	entityRun: "runs", entityLog: "logChunks", entitySnapshot: "snapshots", entityRetries: "retryBudgets",
 	entityCapacity: "capacityItems", entityCounts: "counterItems", entityOutbox: "events",
+	entityChannel: "notificationChannels", entityDelivery: "deliveries", entitySentEvent: "sentEvents",
+	entityStreak: "failureStreaks", entityConfirm: "emailConfirmations",
 }
 
 func removedKind(entity string) string {
@@ -463,7 +465,7 @@ type DataDeletion struct {
 // removes, and reports whether it got through all of them. API keys and enrollment tokens, keyed
 // by their own IDs, have steps of their own. It reads the tenant's partition page by page; before the items of a page go, the
 // partitions they lead to go: an agent's (snapshots, retry budgets), a policy's (assignments,
-// slots, overdue checks) and a run's (log chunks). An item is removed only after everything it
+// slots, overdue checks), a run's (log chunks) and a notification channel's (deliveries, sent events, streaks, confirmations). An item is removed only after everything it
 // leads to, so a deletion that stops anywhere leaves the way to what is left, and the next call
 // finds it.
 func (s *Store) DeleteTenantData(ctx context.Context, tenantID string, dd DataDeletion) (bool, error) {
@@ -514,6 +516,10 @@ func (s *Store) DeleteTenantData(ctx context.Context, tenantID string, dd DataDe
 			case prefixRun:
 				if domain.ValidID(id) {
 					lead(runPK(tenantID, id), false)
+				}
+			case prefixChannel:
+				if domain.ValidID(id) {
+					lead(channelPK(tenantID, id), false)
 				}
 			}
 			if domain.ValidID(it.AgentID) {

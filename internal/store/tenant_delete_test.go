@@ -148,6 +148,7 @@ func TestDeletingTenantDataStopsWhenTimeIsUpAndTheNextCallGoesOn(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	f.channelWithHistory("doomed")
 
 	removed := store.Removed{}
 	calls := 0
@@ -165,6 +166,7 @@ func TestDeletingTenantDataStopsWhenTimeIsUpAndTheNextCallGoesOn(t *testing.T) {
 		"agents": 1, "agentCredentials": 1, "repositories": 1, "policies": 1, "policyNames": 1, "assignments": 1, "slots": 1,
 		"overdueChecks": 1, "tasks": 3, "runs": 2, "logChunks": chunks + 1, "snapshots": 1, "retryBudgets": 1,
 		"capacityItems": 1, "counterItems": 2,
+		"notificationChannels": 1, "deliveries": 1, "sentEvents": 1, "failureStreaks": 1, "emailConfirmations": 1,
 	}, removed)
 	var left []string
 	for _, k := range f.keysMentioning("doomed") {
