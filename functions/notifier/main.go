@@ -3,7 +3,8 @@
 // matching notification channels of the event's tenant (package notify).
 //
 // Configuration: RM_TABLE, RM_STAGE and RM_TENANT as for every function (package app), and
-// the notifier's own: RM_SECRET_KEY, RM_PUBLIC_URL, RM_NOTIFY_FROM, RM_NOTIFY_TIMEOUT and
+// the notifier's own: RM_SECRET_KEY (or RM_SECRET_KEY_ARN, the Secrets Manager secret holding
+// it, app.Core.NotifyConfig), RM_PUBLIC_URL, RM_NOTIFY_FROM, RM_NOTIFY_TIMEOUT and
 // RM_NOTIFY_ALLOW_PRIVATE (notify.Config).
 package main
 
@@ -15,18 +16,18 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/restic-monitor/restic-monitor/internal/app"
-	"github.com/restic-monitor/restic-monitor/internal/notify"
 )
 
 func main() {
-	core, err := app.Load(context.Background())
+	ctx := context.Background()
+	core, err := app.Load(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "notifier:", err)
 		os.Exit(1)
 	}
-	nc, err := notify.ConfigFromEnv(os.Getenv)
+	nc, err := core.NotifyConfig(ctx, os.Getenv)
 	if err == nil && nc.SecretKey == nil {
-		err = fmt.Errorf("configuration: RM_SECRET_KEY is required")
+		err = fmt.Errorf("configuration: RM_SECRET_KEY or RM_SECRET_KEY_ARN is required")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "notifier:", err)

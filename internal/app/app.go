@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -165,7 +166,9 @@ func (c *Core) APIDeps() httpapi.Deps {
 	}
 	// A deployment without notification settings serves everything else; the notification
 	// routes say what is missing.
-	nc, err := notify.ConfigFromEnv(os.Getenv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := c.NotifyConfig(ctx, os.Getenv)
 	if err == nil {
 		d.Notify, err = c.Notifier(nc)
 	}
@@ -173,6 +176,35 @@ func (c *Core) APIDeps() httpapi.Deps {
 		c.Log.Error("notifications are off", "error", err)
 	}
 	return d
+}
+
+// NotifyConfig reads the notifier's configuration (notify.ConfigFromEnv). A deployment keeps
+// the secret key out of its functions' environment: RM_SECRET_KEY_ARN names the Secrets Manager
+// secret that holds it, in RM_SECRET_KEY's format, and it is read here once, at cold start.
+// RM_SECRET_KEY itself stays for local set-ups; setting both is a mistake, since it is unclear
+// which key sealed the stored secrets.
+func (c *Core) NotifyConfig(ctx context.Context, getenv func(string) string) (notify.Config, error) {
+	arn := getenv("RM_SECRET_KEY_ARN")
+	if arn == "" {
+		return notify.ConfigFromEnv(getenv)
+	}
+	if getenv("RM_SECRET_KEY") != "" {
+		return notify.Config{}, fmt.Errorf("configuration: set RM_SECRET_KEY or RM_SECRET_KEY_ARN, not both")
+	}
+	out, err := secretsmanager.NewFromConfig(c.AWS).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return notify.Config{}, fmt.Errorf("read the secret key %s: %w", arn, err)
+	}
+	if out.SecretString == nil {
+		return notify.Config{}, fmt.Errorf("read the secret key %s: the secret holds no string", arn)
+	}
+	key := *out.SecretString
+	return notify.ConfigFromEnv(func(k string) string {
+		if k == "RM_SECRET_KEY" {
+			return key
+		}
+		return getenv(k)
+	})
 }
 
 // Notifier builds the notifier from its configuration (notify.ConfigFromEnv). Without a

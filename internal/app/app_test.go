@@ -1,13 +1,21 @@
 package app
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/restic-monitor/restic-monitor/internal/notify"
+	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -54,4 +62,50 @@ func TestTheDeadLetterDrainerUsesTheCoresQueuesAndStore(t *testing.T) {
 	assert.Same(t, core.Store, d.Tasks)
 	assert.Same(t, core.Log, d.Log)
 	assert.Equal(t, "restic-monitor-prod-agent-dlq", c.Names().DeadLetterQueueName(), "found by name, from RM_STAGE and RM_TENANT")
+}
+
+// TestNotifyConfigReadsTheSecretKeyFromSecretsManager goes through Secrets Manager as a deployed
+// function does: the key is stored in a secret in the format the stack generates (43 characters
+// of URL-safe base64), and only its ARN is in the environment.
+func TestNotifyConfigReadsTheSecretKeyFromSecretsManager(t *testing.T) {
+	awsCfg := testenv.AWS(t)
+	ctx := context.Background()
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	c, err := FromEnv(env(map[string]string{"RM_TABLE": "t", "RM_STAGE": "prod"}))
+	require.NoError(t, err)
+	core := NewCore(c, awsCfg, slog.New(slog.DiscardHandler))
+
+	key := make([]byte, notify.SecretKeyBytes)
+	_, _ = rand.Read(key)
+	out, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:         aws.String(testenv.UniqueName("rm-test-key-")),
+		SecretString: aws.String(base64.RawURLEncoding.EncodeToString(key)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = sm.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: out.ARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
+	})
+
+	nc, err := core.NotifyConfig(ctx, env(map[string]string{"RM_SECRET_KEY_ARN": *out.ARN, "RM_NOTIFY_FROM": "alerts@example.com"}))
+	require.NoError(t, err)
+	assert.Equal(t, key, nc.SecretKey)
+	assert.Equal(t, "alerts@example.com", nc.From, "the other settings still come from the environment")
+
+	_, err = core.NotifyConfig(ctx, env(map[string]string{"RM_SECRET_KEY_ARN": *out.ARN, "RM_SECRET_KEY": base64.StdEncoding.EncodeToString(key)}))
+	assert.ErrorContains(t, err, "not both")
+
+	missing := strings.Replace(*out.ARN, "rm-test-key-", "rm-test-gone-", 1)
+	_, err = core.NotifyConfig(ctx, env(map[string]string{"RM_SECRET_KEY_ARN": missing}))
+	assert.ErrorContains(t, err, missing)
+
+	wrong, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String(testenv.UniqueName("rm-test-key-")), SecretString: aws.String("hunter2-not-a-key"),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = sm.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: wrong.ARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
+	})
+	_, err = core.NotifyConfig(ctx, env(map[string]string{"RM_SECRET_KEY_ARN": *wrong.ARN}))
+	require.ErrorContains(t, err, "32 bytes")
+	assert.NotContains(t, err.Error(), "hunter2", "the secret's value never appears in an error")
 }
