@@ -20,11 +20,15 @@ func (c Config) AlarmNames() []string {
 		c.baseName()+"-scheduler-dead-letters",
 		c.baseName()+"-agent-dead-letters",
 		c.baseName()+"-api-5xx",
+		c.baseName()+"-notifier-dead-letters",
+		c.baseName()+"-notifier-rule-failures",
+		c.baseName()+"-notifier-backlog",
 	)
 }
 
 // newAlarms watches what needs a person: functions that fail or are throttled, a scheduler tick
-// that nears its timeout, dead letters, and server errors at the API. Every alarm notifies the
+// that nears its timeout, dead letters, server errors at the API, and events that do not reach
+// the notifier or wait too long for it. Every alarm notifies the
 // alarm topic when it fires and when it clears; missing data (no traffic) is fine.
 func (s *Stack) newAlarms() {
 	action := awscloudwatchactions.NewSnsAction(s.AlarmTopic)
@@ -72,6 +76,28 @@ func (s *Stack) newAlarms() {
 	alarm("AgentDeadLetters", "agent-dead-letters",
 		"Agent tasks kept failing and were moved to "+s.Config.Names().DeadLetterQueueName()+".",
 		s.AgentDLQ.MetricApproximateNumberOfMessagesVisible(peak), 1)
+
+	alarm("NotifierDeadLetters", "notifier-dead-letters",
+		"Events could not be put on the notifier's queue, or the notifier failed on them repeatedly; they are kept in "+
+			s.Config.baseName()+"-notifier-dlq.",
+		s.NotifierDLQ.MetricApproximateNumberOfMessagesVisible(peak), 1)
+	// A rule on a custom bus reports its metrics under both the bus's and the rule's name.
+	alarm("NotifierRuleFailures", "notifier-rule-failures",
+		"EventBridge failed to deliver domain events to the notifier's queue and could not keep them either.",
+		awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace:  jsii.String("AWS/Events"),
+			MetricName: jsii.String("FailedInvocations"),
+			DimensionsMap: &map[string]*string{
+				"EventBusName": s.EventBus.EventBusName(),
+				"RuleName":     s.NotifierRule.RuleName(),
+			},
+			Period:    five,
+			Statistic: jsii.String("Sum"),
+		}), 1)
+	alarm("NotifierBacklog", "notifier-backlog",
+		fmt.Sprintf("An event has waited more than %d s for the notifier: it is failing, throttled or cannot keep up.",
+			notifierBacklogAlarmSeconds),
+		s.NotifierQueue.MetricApproximateAgeOfOldestMessage(peak), notifierBacklogAlarmSeconds)
 
 	alarm("ApiServerErrors", "api-5xx",
 		"The HTTP API answered with 5xx: a function failed or timed out, or the authorizer did.",

@@ -1,4 +1,4 @@
-// Package controlplane is restic-monitor's deployment as one CDK stack: the table, the four
+// Package controlplane is restic-monitor's deployment as one CDK stack: the table, the five
 // Lambdas, the HTTP API and its routes, the schedule, the role agents assume for their queues,
 // the dead-letter queues and the alarms. Table keys, queue attributes and names come from
 // internal/resources, so the cloud, a laptop and the tests build the same resources.
@@ -7,7 +7,9 @@ package controlplane
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -47,7 +49,7 @@ type Config struct {
 
 	// OpenAPIPath is the document whose paths become the HTTP API's routes.
 	OpenAPIPath string
-	// LambdaDir holds one folder per function (api, agentapi, authorizer, scheduler), each with
+	// LambdaDir holds one folder per function (api, agentapi, authorizer, scheduler, notifier), each with
 	// the `bootstrap` executable that `make build` writes.
 	LambdaDir string
 
@@ -57,6 +59,17 @@ type Config struct {
 	LogLevel         string
 	// AlarmEmail, when set, subscribes an address to the alarm topic.
 	AlarmEmail string
+
+	// SESIdentity is the SES identity (an email address or a domain) notification email is
+	// sent from. The API and the notifier may send as this identity only; empty grants no SES
+	// permission at all, and email channels cannot deliver.
+	SESIdentity string
+	// NotifyFrom is the sender address of notification email (RM_NOTIFY_FROM): SESIdentity
+	// itself when that is an address, else an address in its domain.
+	NotifyFrom string
+	// PublicURL is where people reach the API, for links in notifications and confirmation
+	// email (RM_PUBLIC_URL); empty means the HTTP API's own endpoint.
+	PublicURL string
 
 	Packaging Packaging
 }
@@ -128,10 +141,55 @@ func (c Config) Validate() error {
 	if c.Packaging != PackagingCDK && c.Packaging != PackagingSAM {
 		return fmt.Errorf("packaging %q: want %q or %q", c.Packaging, PackagingCDK, PackagingSAM)
 	}
+	if err := c.validateEmail(); err != nil {
+		return err
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("public URL %q: want an https URL without query or fragment", c.PublicURL)
+		}
+	}
 	if c.OpenAPIPath == "" || c.LambdaDir == "" {
 		return fmt.Errorf("the OpenAPI document and the Lambda folder must be named")
 	}
 	return nil
+}
+
+// domainName is a DNS name of at least two labels, as SES verifies domains.
+var domainName = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+
+func (c Config) validateEmail() error {
+	switch {
+	case c.SESIdentity == "" && c.NotifyFrom != "":
+		return fmt.Errorf("notify from %q: name the SES identity it belongs to (sesIdentity)", c.NotifyFrom)
+	case c.SESIdentity == "":
+		return nil
+	case strings.Contains(c.SESIdentity, "@"):
+		if !domain.ValidEmail(c.SESIdentity) {
+			return fmt.Errorf("SES identity %q: want an email address or a domain", c.SESIdentity)
+		}
+		if c.NotifyFrom != "" && !strings.EqualFold(c.NotifyFrom, c.SESIdentity) {
+			return fmt.Errorf("notify from %q: SES identity %s is one address, so mail can only be sent from it", c.NotifyFrom, c.SESIdentity)
+		}
+	default:
+		if len(c.SESIdentity) > 253 || !domainName.MatchString(c.SESIdentity) {
+			return fmt.Errorf("SES identity %q: want an email address or a domain", c.SESIdentity)
+		}
+		at := strings.LastIndex(c.NotifyFrom, "@")
+		if c.NotifyFrom == "" || !domain.ValidEmail(c.NotifyFrom) || !strings.EqualFold(c.NotifyFrom[at+1:], c.SESIdentity) {
+			return fmt.Errorf("notify from %q: with the domain identity %s, name a sender address in that domain (notifyFrom)", c.NotifyFrom, c.SESIdentity)
+		}
+	}
+	return nil
+}
+
+// Sender is the address notification email is sent from, or "" when the deployment sends none.
+func (c Config) Sender() string {
+	if c.NotifyFrom == "" && strings.Contains(c.SESIdentity, "@") {
+		return c.SESIdentity
+	}
+	return c.NotifyFrom
 }
 
 // ConfigFrom reads the deployment's settings from the CDK context (`-c key=value` or cdk.json),
@@ -147,6 +205,9 @@ func (c Config) Validate() error {
 //	logRetentionDays   RM_LOG_RETENTION_DAYS                            30
 //	logLevel           LOG_LEVEL                                        info
 //	alarmEmail         RM_ALARM_EMAIL                                   (no subscription)
+//	sesIdentity        RM_SES_IDENTITY                                  (no email notifications)
+//	notifyFrom         RM_NOTIFY_FROM                                   sesIdentity, if an address
+//	publicUrl          RM_PUBLIC_URL                                    the HTTP API's endpoint
 //	packaging          RM_PACKAGING                                     cdk
 func ConfigFrom(node constructs.Node, getenv func(string) string) (Config, error) {
 	get := func(key string, envs ...string) string {
@@ -180,6 +241,9 @@ func ConfigFrom(node constructs.Node, getenv func(string) string) (Config, error
 		LogRetentionDays: days,
 		LogLevel:         strings.ToLower(or(get("logLevel", "LOG_LEVEL"), "info")),
 		AlarmEmail:       get("alarmEmail", "RM_ALARM_EMAIL"),
+		SESIdentity:      get("sesIdentity", "RM_SES_IDENTITY"),
+		NotifyFrom:       get("notifyFrom", "RM_NOTIFY_FROM"),
+		PublicURL:        strings.TrimRight(get("publicUrl", "RM_PUBLIC_URL"), "/"),
 		Packaging:        Packaging(or(get("packaging", "RM_PACKAGING"), string(PackagingCDK))),
 	}
 	return cfg, cfg.Validate()

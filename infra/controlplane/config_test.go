@@ -74,14 +74,22 @@ func TestConfigRejects(t *testing.T) {
 		context map[string]any
 		want    string
 	}{
-		"stage too long":       {map[string]any{"stage": "production1"}, "stage"},
-		"stage upper case":     {map[string]any{"stage": "Prod"}, "stage"},
-		"tenant with _":        {map[string]any{"tenant": "ac_me"}, "tenant"},
-		"tenant too short":     {map[string]any{"tenant": "ab"}, "tenant"},
-		"odd retention":        {map[string]any{"logRetentionDays": 31}, "retention"},
-		"retention not number": {map[string]any{"logRetentionDays": "month"}, "retention"},
-		"log level":            {map[string]any{"logLevel": "verbose"}, "log level"},
-		"packaging":            {map[string]any{"packaging": "zip"}, "packaging"},
+		"stage too long":          {map[string]any{"stage": "production1"}, "stage"},
+		"stage upper case":        {map[string]any{"stage": "Prod"}, "stage"},
+		"tenant with _":           {map[string]any{"tenant": "ac_me"}, "tenant"},
+		"tenant too short":        {map[string]any{"tenant": "ab"}, "tenant"},
+		"odd retention":           {map[string]any{"logRetentionDays": 31}, "retention"},
+		"retention not number":    {map[string]any{"logRetentionDays": "month"}, "retention"},
+		"log level":               {map[string]any{"logLevel": "verbose"}, "log level"},
+		"packaging":               {map[string]any{"packaging": "zip"}, "packaging"},
+		"SES identity":            {map[string]any{"sesIdentity": "not a domain"}, "SES identity"},
+		"SES address":             {map[string]any{"sesIdentity": "alerts@@example.com"}, "SES identity"},
+		"sender without identity": {map[string]any{"notifyFrom": "alerts@example.com"}, "sesIdentity"},
+		"sender other address":    {map[string]any{"sesIdentity": "alerts@example.com", "notifyFrom": "ops@example.com"}, "only be sent from it"},
+		"domain without sender":   {map[string]any{"sesIdentity": "example.com"}, "notifyFrom"},
+		"sender outside domain":   {map[string]any{"sesIdentity": "example.com", "notifyFrom": "alerts@example.org"}, "notifyFrom"},
+		"public URL http":         {map[string]any{"publicUrl": "http://monitor.example.com"}, "public URL"},
+		"public URL query":        {map[string]any{"publicUrl": "https://monitor.example.com/?a=b"}, "public URL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := configFrom(t, c.context, nil)
@@ -89,6 +97,28 @@ func TestConfigRejects(t *testing.T) {
 				t.Errorf("got %v, want an error about %s", err, c.want)
 			}
 		})
+	}
+}
+
+func TestConfigEmailSettings(t *testing.T) {
+	cfg, err := configFrom(t, map[string]any{"sesIdentity": "alerts@example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SESIdentity != "alerts@example.com" || cfg.Sender() != "alerts@example.com" {
+		t.Errorf("an address identity sends as itself: got identity %q, sender %q", cfg.SESIdentity, cfg.Sender())
+	}
+	cfg, err = configFrom(t, nil, map[string]string{
+		"RM_SES_IDENTITY": "example.com", "RM_NOTIFY_FROM": "backups@example.com", "RM_PUBLIC_URL": "https://monitor.example.com/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SESIdentity != "example.com" || cfg.Sender() != "backups@example.com" || cfg.PublicURL != "https://monitor.example.com" {
+		t.Errorf("a domain identity with its sender: got %+v", cfg)
+	}
+	if cfg, _ := configFrom(t, nil, nil); cfg.Sender() != "" {
+		t.Errorf("no identity, no sender: got %q", cfg.Sender())
 	}
 }
 

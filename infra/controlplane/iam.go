@@ -20,6 +20,16 @@ var (
 	// The scheduler reads a tick's agents, policies and slots with BatchGetItem and ends overdue
 	// checks with DeleteItem: the same actions as the APIs.
 	tableScheduler = tableReadWrite
+	// The notifier reads channels, agents and policies, and claims, records and finishes
+	// deliveries and quiet-mode streaks item by item, on the table alone.
+	tableNotifier = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+)
+
+// The functions that seal or open channel secrets read the key once, at cold start, and those
+// that send notification email send it as the deployment's identity only.
+var (
+	secretKeyRead = []string{"secretsmanager:GetSecretValue"}
+	sesSend       = []string{"ses:SendEmail"}
 )
 
 // The SQS actions on agent queues. SendMessageBatch is authorized as sqs:SendMessage, and
@@ -93,8 +103,29 @@ func grantLeastPrivilege(s *Stack) {
 	allow(roles[FnScheduler], "DrainAgentDeadLetters", deadLettersScheduler, s.AgentDLQ.QueueArn())
 	allow(roles[FnScheduler], "PublishEvents", busScheduler, s.EventBus.EventBusArn())
 
+	// The tenant API seals channel secrets, sends confirmation email and test-sends; the
+	// notifier opens secrets and delivers. Reading its queue is granted with the event source.
+	allow(roles[FnNotifier], "Table", tableNotifier, s.Table.TableArn())
+	for _, fn := range []string{FnAPI, FnNotifier} {
+		allow(roles[fn], "ReadSecretKey", secretKeyRead, s.SecretKey.SecretArn())
+		if s.Config.SESIdentity != "" {
+			allow(roles[fn], "SendNotificationEmail", sesSend, jsii.String(s.SESIdentityARN()))
+		}
+	}
+
 	// The most an agent can ever do; each session policy narrows it to one queue.
 	allow(s.AgentRole, "OwnQueue", queuesAgent, agentQueues)
+}
+
+// SESIdentityARN is the ARN of the deployment's SES identity, the one resource notification
+// email may be sent as.
+func (s *Stack) SESIdentityARN() string {
+	return *s.FormatArn(&awscdk.ArnComponents{
+		Service:      jsii.String("ses"),
+		Resource:     jsii.String("identity"),
+		ResourceName: jsii.String(s.Config.SESIdentity),
+		ArnFormat:    awscdk.ArnFormat_SLASH_RESOURCE_NAME,
+	})
 }
 
 // AgentQueueARNPattern matches the ARN of every agent queue of the deployment:

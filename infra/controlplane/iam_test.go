@@ -178,7 +178,9 @@ func TestLeastPrivilege(t *testing.T) {
 		controlplane.FnAPI: join(logs, on(tableAndIndexes, crud...),
 			on([]string{"agent queues"}, "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"),
 			// finding a tenant's queues to delete them, which takes no resource
-			on([]string{"any resource"}, "sqs:ListQueues")),
+			on([]string{"any resource"}, "sqs:ListQueues"),
+			// sealing channel secrets; no SES without an identity configured
+			on([]string{"secret key"}, "secretsmanager:GetSecretValue")),
 		controlplane.FnAgentAPI: join(logs, on(tableAndIndexes, crud...),
 			on([]string{"agent queues"}, "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue"),
 			// the redrive target of every queue it creates
@@ -196,14 +198,22 @@ func TestLeastPrivilege(t *testing.T) {
 			on([]string{"scheduler dead-letter queue"}, "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"),
 			// publishing the outbox's events, on the deployment's bus only
 			on([]string{"event bus"}, "events:PutEvents")),
+		controlplane.FnNotifier: join(logs,
+			// channels, agents, policies, claims, deliveries, streaks: items of the table, no index
+			on([]string{"table"}, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+			on([]string{"secret key"}, "secretsmanager:GetSecretValue"),
+			// the event source reading its batches
+			on([]string{"notifier queue"}, "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
 	}
 
 	kinds := map[string]string{
-		asJSON(arnOf(s.logicalID(s.stack.Table))):        "table",
-		asJSON(arnOf(s.logicalID(s.stack.AgentRole))):    "agent role",
-		asJSON(arnOf(s.logicalID(s.stack.SchedulerDLQ))): "scheduler dead-letter queue",
-		asJSON(arnOf(s.logicalID(s.stack.AgentDLQ))):     "agent dead-letter queue",
-		asJSON(arnOf(s.logicalID(s.stack.EventBus))):     "event bus",
+		asJSON(arnOf(s.logicalID(s.stack.Table))):         "table",
+		asJSON(arnOf(s.logicalID(s.stack.AgentRole))):     "agent role",
+		asJSON(arnOf(s.logicalID(s.stack.SchedulerDLQ))):  "scheduler dead-letter queue",
+		asJSON(arnOf(s.logicalID(s.stack.AgentDLQ))):      "agent dead-letter queue",
+		asJSON(arnOf(s.logicalID(s.stack.EventBus))):      "event bus",
+		asJSON(ref(s.logicalID(s.stack.SecretKey))):       "secret key",
+		asJSON(arnOf(s.logicalID(s.stack.NotifierQueue))): "notifier queue",
 	}
 	kindOf := func(fnLogGroup string, r any) string {
 		j := asJSON(r)
@@ -262,6 +272,51 @@ func TestLeastPrivilege(t *testing.T) {
 		sort.Strings(g)
 		if strings.Join(g, "\n") != strings.Join(w, "\n") {
 			t.Errorf("%s is allowed:\n  %s\nwant:\n  %s", name, strings.Join(g, "\n  "), strings.Join(w, "\n  "))
+		}
+	}
+}
+
+// TestSESPermission gives the deployment an SES identity: the API and the notifier, and no
+// other role, may send email as that identity, and as nothing else.
+func TestSESPermission(t *testing.T) {
+	for _, c := range []struct{ identity, from, arnSuffix string }{
+		{"alerts@example.com", "", ":identity/alerts@example.com"},
+		{"example.com", "backups@example.com", ":identity/example.com"},
+	} {
+		cfg := baseConfig()
+		cfg.SESIdentity, cfg.NotifyFrom = c.identity, c.from
+		s := synth(t, cfg)
+		roleOf := map[string]string{}
+		for name := range s.stack.Functions {
+			roleOf[s.logicalID(s.stack.Roles[name])] = name
+		}
+		granted := map[string]string{}
+		for _, policy := range s.resourcesOfType("AWS::IAM::Policy") {
+			p := props(policy)
+			for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+				m := st.(map[string]any)
+				actions := sortedStrings(m["Action"])
+				if !strings.HasPrefix(strings.Join(actions, ","), "ses:") && !strings.Contains(strings.Join(actions, ","), ",ses:") {
+					continue
+				}
+				for _, role := range resourceList(p["Roles"]) {
+					granted[roleOf[role.(map[string]any)["Ref"].(string)]] = strings.Join(actions, ",") + " @ " + asJSON(m["Resource"])
+				}
+			}
+		}
+		wantResource := asJSON(map[string]any{"Fn::Join": []any{"", []any{
+			"arn:", ref("AWS::Partition"), ":ses:", ref("AWS::Region"), ":", ref("AWS::AccountId"), c.arnSuffix}}})
+		for _, fn := range []string{controlplane.FnAPI, controlplane.FnNotifier} {
+			if got, want := granted[fn], "ses:SendEmail @ "+wantResource; got != want {
+				t.Errorf("%s: %s may send: got %s, want %s", c.identity, fn, got, want)
+			}
+			delete(granted, fn)
+		}
+		if len(granted) > 0 {
+			t.Errorf("%s: other roles may send email: %v", c.identity, granted)
+		}
+		for _, f := range policyFindings(s.json, controlplane.WildcardResourceReasons) {
+			t.Errorf("%s: %s", c.identity, f)
 		}
 	}
 }

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(scratch)
 		lambdaDir = filepath.Join(scratch, "lambda")
-		for _, fn := range []string{controlplane.FnAPI, controlplane.FnAgentAPI, controlplane.FnAuthorizer, controlplane.FnScheduler} {
+		for _, fn := range []string{controlplane.FnAPI, controlplane.FnAgentAPI, controlplane.FnAuthorizer, controlplane.FnScheduler, controlplane.FnNotifier} {
 			dir := filepath.Join(lambdaDir, fn)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				fmt.Fprintln(os.Stderr, err)

@@ -26,10 +26,8 @@ func suppressFindings(s *Stack) {
 		cdknag.NagSuppressions_AddResourceSuppressions(scope, &[]*cdknag.NagPackSuppression{sup}, jsii.Bool(true))
 	}
 
-	for _, route := range s.publicRoutes {
-		suppress(route, "AwsSolutions-APIG4",
-			"An agent registers before it has a credential the authorizer could check: the request carries a "+
-				"short-lived, use-limited enrollment token in its body, which the agent API verifies.")
+	for _, r := range s.publicRoutes {
+		suppress(r.route, "AwsSolutions-APIG4", PublicRouteReason(r.key))
 	}
 
 	// Agent queues are created at run time, one per agent, so no ARN of them exists when
@@ -58,6 +56,13 @@ func suppressFindings(s *Stack) {
 	suppress(s.SchedulerDLQ, "AwsSolutions-SQS3",
 		"This queue is itself the dead-letter queue of the scheduler's EventBridge target and of its failed "+
 			"asynchronous invocations, which cdk-nag does not recognise as dead-letter use.")
+
+	suppress(s.NotifierDLQ, "AwsSolutions-SQS3",
+		"This queue is itself the dead-letter queue of the notifier's queue and of the EventBridge rule's target, "+
+			"which cdk-nag does not recognise as dead-letter use.")
+	suppress(s.SecretKey, "AwsSolutions-SMG4",
+		"The key seals every notification channel's secret in the table; rotating it would make them unreadable, "+
+			"since nothing re-seals stored secrets. It changes only when an operator replaces the channels' secrets.")
 
 	suppress(s.AlarmTopic, "AwsSolutions-SNS2",
 		"Alarm notifications carry alarm names and metric values, nothing secret. CloudWatch cannot publish "+

@@ -17,6 +17,7 @@ func TestAwsSolutionsChecks(t *testing.T) {
 	tenant := baseConfig()
 	tenant.Tenant = "acme"
 	tenant.AlarmEmail = "ops@example.com"
+	tenant.SESIdentity = "alerts@example.com"
 	// With account and region known, the CDK renders ARNs differently (no partition token).
 	pinned := baseConfig()
 	pinned.Account, pinned.Region = "111111111111", "eu-west-1"

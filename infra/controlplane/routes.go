@@ -27,11 +27,21 @@ const (
 	agentAPIPrefix = "/v1/agent/"
 )
 
-// publicRoutes skip the authorizer. An agent registers with an enrollment token in the body,
-// before it has a credential the authorizer could check; the handler checks the token.
-var publicRoutes = map[string]bool{
-	"POST /v1/agent/register": true,
+// publicRoutes skip the authorizer, each for the reason given: the request carries its own
+// credential, which the handler checks.
+var publicRoutes = map[string]string{
+	"POST /v1/agent/register": "An agent registers before it has a credential the authorizer could check: the request " +
+		"carries a short-lived, use-limited enrollment token in its body, which the agent API verifies.",
+	"GET /v1/notification-channels/confirm":  confirmReason,
+	"POST /v1/notification-channels/confirm": confirmReason,
 }
+
+const confirmReason = "A person confirms an email address by opening the link mailed to it, with no API key: the " +
+	"link's single-use, expiring token is the credential, which the tenant API verifies against its stored hash."
+
+// PublicRouteReason says why the route with key ("GET /v1/...") skips the authorizer, or ""
+// when it does not.
+func PublicRouteReason(key string) string { return publicRoutes[key] }
 
 // The operations an OpenAPI path item may hold, all of which an HTTP API can route.
 var openAPIMethods = []string{"get", "put", "post", "delete", "options", "head", "patch"}
@@ -68,7 +78,7 @@ func LoadRoutes(path string) ([]Route, error) {
 				continue
 			}
 			r := Route{Method: strings.ToUpper(m), Path: p, Function: fn}
-			r.Public = publicRoutes[r.Key()]
+			r.Public = publicRoutes[r.Key()] != ""
 			if declaresNoSecurity(&op) && !r.Public {
 				return nil, fmt.Errorf("%s: %s declares `security: []`, but the stack puts every route except %v behind the authorizer",
 					path, r.Key(), publicRouteKeys())

@@ -29,6 +29,7 @@ func TestLoadRoutes(t *testing.T) {
 		"GET /v1/agents -> api",
 		"DELETE /v1/agents/{agentId} -> api",
 		"GET /v1/agents/{agentId} -> api",
+		"GET /v1/notification-channels/confirm -> api (public)",
 		"GET /v1/policies -> api",
 		"POST /v1/policies -> api",
 		"PATCH /v1/policies/{policyId} -> api",

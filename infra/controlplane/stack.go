@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,8 +20,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -36,6 +39,7 @@ const (
 	FnAgentAPI   = "agentapi"   // agent-facing REST API
 	FnAuthorizer = "authorizer" // the HTTP API's Lambda authorizer
 	FnScheduler  = "scheduler"  // fired every minute by EventBridge
+	FnNotifier   = "notifier"   // delivers the bus's events to notification channels
 )
 
 // functionSpec sizes one function. Memory buys CPU as well: Go cold starts and DynamoDB
@@ -57,7 +61,25 @@ var functionSpecs = []functionSpec{
 	// A tick must end before the next one starts a minute later; overlapping ticks are safe
 	// (slots are claimed conditionally) but waste work. The duration alarm fires at 80 %.
 	{FnScheduler, "SchedulerFunction", 512, 50, "restic-monitor scheduler"},
+	// One batch is up to notifierBatchSize events; a delivery takes up to four attempts of
+	// RM_NOTIFY_TIMEOUT (10 s) with about 7 s of backoff, and a batch's channels are served
+	// one after the other. The timeout stays below the claim lease (3 minutes) that keeps a
+	// retried batch from sending an event twice.
+	{FnNotifier, "NotifierFunction", 256, 120, "restic-monitor notifier"},
 }
+
+// The notifier reads its queue in batches: the events one scheduler tick publishes arrive
+// within seconds of each other, and a batch lets it send a channel one grouped message for
+// them (500 hosts going offline at once) rather than one each.
+const (
+	notifierBatchSize          = 100
+	notifierBatchWindowSeconds = 10
+	// A message that failed this many invocations is kept in the notifier's dead-letter queue.
+	notifierMaxReceives = 5
+	// notifierBacklogAlarmSeconds is how old the oldest waiting event may grow before the
+	// backlog alarm fires: far beyond one batching window, so only a stuck notifier trips it.
+	notifierBacklogAlarmSeconds = 600
+)
 
 // schedulerDurationAlarmRatio is how close to its timeout the scheduler may run before the
 // duration alarm fires.
@@ -88,8 +110,23 @@ type Stack struct {
 	// EventBus is the deployment's custom bus, which the scheduler publishes every domain event
 	// to from the outbox; notifications are rules on it. Named from resources.Names.
 	EventBus awsevents.EventBus
+	// NotifierRule sends every restic-monitor event on the bus to NotifierQueue, which the
+	// notifier reads in batches. NotifierDLQ keeps the events EventBridge could not put on the
+	// queue and the messages the notifier failed on notifierMaxReceives times.
+	NotifierRule  awsevents.Rule
+	NotifierQueue awssqs.Queue
+	NotifierDLQ   awssqs.Queue
+	// SecretKey holds the key that seals notification channels' secrets (RM_SECRET_KEY's
+	// format). The API and the notifier read it at cold start by its ARN (RM_SECRET_KEY_ARN).
+	SecretKey awssecretsmanager.Secret
 
-	publicRoutes []awsapigatewayv2.HttpRoute
+	publicRoutes []publicRoute
+}
+
+// publicRoute is a route served without the authorizer, with the reason it may be.
+type publicRoute struct {
+	route awsapigatewayv2.HttpRoute
+	key   string
 }
 
 // New defines the whole deployment described by cfg as a stack in scope, named cfg.StackName().
@@ -138,6 +175,9 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 		Description:  jsii.String("restic-monitor domain events (" + cfg.baseName() + ")"),
 	})
 	s.newAlarmTopic()
+	s.newSecretKey()
+	s.newNotifierQueues()
+	s.newHTTPAPI()
 
 	for _, spec := range functionSpecs {
 		s.Roles[spec.name] = awsiam.NewRole(s.Stack, jsii.String(spec.id+"Role"), &awsiam.RoleProps{
@@ -162,8 +202,24 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 		"RM_EVENT_BUS":          s.EventBus.EventBusName(),
 		"LOG_LEVEL":             jsii.String(cfg.LogLevel),
 	}
+	// Only the functions that seal or open channel secrets, or send notifications, learn where
+	// the key is and whom to send as.
+	publicURL := s.Config.PublicURL
+	if publicURL == "" {
+		publicURL = *s.API.ApiEndpoint()
+	}
+	notifyEnv := map[string]*string{
+		"RM_SECRET_KEY_ARN": s.SecretKey.SecretArn(),
+		"RM_PUBLIC_URL":     jsii.String(publicURL),
+	}
+	if from := s.Config.Sender(); from != "" {
+		notifyEnv["RM_NOTIFY_FROM"] = jsii.String(from)
+	}
+	extraEnv := map[string]map[string]*string{FnAPI: notifyEnv, FnNotifier: notifyEnv}
 	for _, spec := range functionSpecs {
-		fn, err := s.newFunction(spec, s.Roles[spec.name], env)
+		fnEnv := maps.Clone(env)
+		maps.Copy(fnEnv, extraEnv[spec.name])
+		fn, err := s.newFunction(spec, s.Roles[spec.name], fnEnv)
 		if err != nil {
 			return nil, err
 		}
@@ -171,8 +227,9 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 	}
 
 	grantLeastPrivilege(s)
-	s.newHTTPAPI()
+	s.newRoutes()
 	s.newSchedule()
+	s.newNotifications()
 	s.newAlarms()
 	s.newOutputs()
 	suppressFindings(s)
@@ -332,8 +389,66 @@ func (s *Stack) newFunction(spec functionSpec, role awsiam.Role, env map[string]
 	return fn, nil
 }
 
-// newHTTPAPI routes every operation of the OpenAPI document to its function, behind the
-// authorizer unless the route is public, and logs every request.
+// newSecretKey generates the sealing key: 43 characters drawn from the 64 of URL-safe base64
+// are 32 random bytes in RM_SECRET_KEY's format. It is kept when the stack is deleted, like the
+// table whose sealed secrets it opens.
+func (s *Stack) newSecretKey() {
+	s.SecretKey = awssecretsmanager.NewSecret(s.Stack, jsii.String("NotificationSecretKey"), &awssecretsmanager.SecretProps{
+		Description: jsii.String("restic-monitor: the key sealing notification channels' secrets (" + s.Config.baseName() + ")"),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			PasswordLength:          jsii.Number(43),
+			ExcludeCharacters:       jsii.String("!\"#$%&'()*+,./:;<=>?@[\\]^`{|}~"),
+			IncludeSpace:            jsii.Bool(false),
+			RequireEachIncludedType: jsii.Bool(false),
+		},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+}
+
+// newNotifierQueues makes the notifier's input queue and its dead-letter queue. A message
+// stays invisible for six function timeouts while a batch is being delivered, as AWS advises
+// for queues a function reads.
+func (s *Stack) newNotifierQueues() {
+	var timeout float64
+	for _, spec := range functionSpecs {
+		if spec.name == FnNotifier {
+			timeout = spec.timeoutSecs
+		}
+	}
+	s.NotifierDLQ = newDeadLetterQueue(s.Stack, "NotifierDeadLetters", s.Config.baseName()+"-notifier-dlq")
+	s.NotifierQueue = awssqs.NewQueue(s.Stack, jsii.String("NotifierQueue"), &awssqs.QueueProps{
+		QueueName:         jsii.String(s.Config.baseName() + "-notifier"),
+		VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(6 * timeout)),
+		Encryption:        awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:        jsii.Bool(true),
+		DeadLetterQueue:   &awssqs.DeadLetterQueue{Queue: s.NotifierDLQ, MaxReceiveCount: jsii.Number(notifierMaxReceives)},
+	})
+}
+
+// newNotifications sends the bus's restic-monitor events to the notifier's queue and the
+// queue's batches to the notifier. The handler fails a whole batch or none of it (dedupe by
+// event and channel keeps a retried batch from sending twice), so the event source reports no
+// partial batch failures.
+func (s *Stack) newNotifications() {
+	s.NotifierRule = awsevents.NewRule(s.Stack, jsii.String("NotifierEvents"), &awsevents.RuleProps{
+		Description:  jsii.String("restic-monitor domain events to the notifier (" + s.Config.baseName() + ")"),
+		EventBus:     s.EventBus,
+		EventPattern: &awsevents.EventPattern{Source: jsii.Strings(resources.EventSource)},
+	})
+	s.NotifierRule.AddTarget(awseventstargets.NewSqsQueue(s.NotifierQueue, &awseventstargets.SqsQueueProps{
+		// EventBridge keeps retrying a queue it cannot reach for a day, then keeps the event.
+		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+		RetryAttempts:   jsii.Number(185),
+		DeadLetterQueue: s.NotifierDLQ,
+	}))
+	s.Functions[FnNotifier].AddEventSource(awslambdaeventsources.NewSqsEventSource(s.NotifierQueue, &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize:         jsii.Number(notifierBatchSize),
+		MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(notifierBatchWindowSeconds)),
+	}))
+}
+
+// newHTTPAPI makes the HTTP API and its logged stage; newRoutes adds the routes once the
+// functions exist, which in turn learn the API's endpoint for the links they send.
 func (s *Stack) newHTTPAPI() {
 	s.API = awsapigatewayv2.NewHttpApi(s.Stack, jsii.String("HttpApi"), &awsapigatewayv2.HttpApiProps{
 		ApiName:            jsii.String(s.Config.baseName()),
@@ -352,7 +467,11 @@ func (s *Stack) newHTTPAPI() {
 		DestinationArn: accessLogs.LogGroupArn(),
 		Format:         jsii.String(accessLogFormat()),
 	})
+}
 
+// newRoutes routes every operation of the OpenAPI document to its function, behind the
+// authorizer unless the route is public.
+func (s *Stack) newRoutes() {
 	authorizer := awsapigatewayv2authorizers.NewHttpLambdaAuthorizer(jsii.String("Authorizer"), s.Functions[FnAuthorizer],
 		&awsapigatewayv2authorizers.HttpLambdaAuthorizerProps{
 			AuthorizerName: jsii.String("restic-monitor"),
@@ -381,7 +500,9 @@ func (s *Stack) newHTTPAPI() {
 			Authorizer:  auth,
 		})
 		if r.Public {
-			s.publicRoutes = append(s.publicRoutes, *added...)
+			for _, route := range *added {
+				s.publicRoutes = append(s.publicRoutes, publicRoute{route: route, key: r.Key()})
+			}
 		}
 	}
 }
@@ -431,4 +552,6 @@ func (s *Stack) newOutputs() {
 	out("AgentRoleArn", "the role the agent API hands agents credentials of", s.AgentRole.RoleArn())
 	out("AlarmTopicArn", "the SNS topic every alarm notifies; subscribe to it", s.AlarmTopic.TopicArn())
 	out("AgentDeadLetterQueueUrl", "where agent tasks that kept failing end up", s.AgentDLQ.QueueUrl())
+	out("NotifierDeadLetterQueueUrl", "where events the notifier could not deliver end up", s.NotifierDLQ.QueueUrl())
+	out("SecretKeyArn", "the Secrets Manager secret sealing notification channels' secrets; back it up", s.SecretKey.SecretArn())
 }

@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -90,7 +91,7 @@ func TestTableMatchesSharedDefinition(t *testing.T) {
 
 func TestFunctions(t *testing.T) {
 	s := synth(t, baseConfig())
-	s.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(4))
+	s.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(5))
 
 	tableID := s.logicalID(s.stack.Table)
 	agentRoleID := s.logicalID(s.stack.AgentRole)
@@ -100,6 +101,12 @@ func TestFunctions(t *testing.T) {
 		controlplane.FnAgentAPI:   {512, 20},
 		controlplane.FnAuthorizer: {256, 5},
 		controlplane.FnScheduler:  {512, 50},
+		controlplane.FnNotifier:   {256, 120},
+	}
+	// Only the functions that seal, open or send learn where the key is and the links' base.
+	notifyEnv := map[string]any{
+		"RM_SECRET_KEY_ARN": ref(s.logicalID(s.stack.SecretKey)),
+		"RM_PUBLIC_URL":     map[string]any{"Fn::GetAtt": getAtt(s.logicalID(s.stack.API), "ApiEndpoint")},
 	}
 	for name, size := range sizes {
 		t.Run(name, func(t *testing.T) {
@@ -124,6 +131,9 @@ func TestFunctions(t *testing.T) {
 				"RM_LOG_RETENTION_DAYS": "30",
 				"RM_EVENT_BUS":          ref(busID),
 				"LOG_LEVEL":             "info",
+			}
+			if name == controlplane.FnAPI || name == controlplane.FnNotifier {
+				maps.Copy(wantEnv, notifyEnv)
 			}
 			gotEnv := p["Environment"].(map[string]any)["Variables"]
 			if !jsonEqual(gotEnv, wantEnv) {
@@ -293,7 +303,7 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("%s:\ngot  %s\nwant %s", name, asJSON(got), asJSON(want))
 		}
 	}
-	for _, fn := range []string{controlplane.FnAPI, controlplane.FnAgentAPI, controlplane.FnAuthorizer, controlplane.FnScheduler} {
+	for _, fn := range []string{controlplane.FnAPI, controlplane.FnAgentAPI, controlplane.FnAuthorizer, controlplane.FnScheduler, controlplane.FnNotifier} {
 		id, _ := s.function(t, fn)
 		dim := map[string]any{"Name": "FunctionName", "Value": ref(id)}
 		check("restic-monitor-prod-"+fn+"-errors", "AWS/Lambda", "Errors", "Sum", 1, dim)
@@ -308,6 +318,20 @@ func TestAlarms(t *testing.T) {
 		map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": getAtt(s.logicalID(s.stack.SchedulerDLQ), "QueueName")}})
 	check("restic-monitor-prod-api-5xx", "AWS/ApiGateway", "5xx", "Sum", 1,
 		map[string]any{"Name": "ApiId", "Value": ref(s.logicalID(s.stack.API))})
+	check("restic-monitor-prod-notifier-dead-letters", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 1,
+		map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": getAtt(s.logicalID(s.stack.NotifierDLQ), "QueueName")}})
+	check("restic-monitor-prod-notifier-backlog", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 600,
+		map[string]any{"Name": "QueueName", "Value": map[string]any{"Fn::GetAtt": getAtt(s.logicalID(s.stack.NotifierQueue), "QueueName")}})
+	if a := alarms["restic-monitor-prod-notifier-rule-failures"]; a != nil {
+		got := map[string]any{"Namespace": a["Namespace"], "MetricName": a["MetricName"], "Statistic": a["Statistic"], "Threshold": a["Threshold"], "Dimensions": a["Dimensions"]}
+		want := map[string]any{"Namespace": "AWS/Events", "MetricName": "FailedInvocations", "Statistic": "Sum", "Threshold": 1, "Dimensions": []any{
+			map[string]any{"Name": "EventBusName", "Value": ref(s.logicalID(s.stack.EventBus))},
+			map[string]any{"Name": "RuleName", "Value": ref(s.logicalID(s.stack.NotifierRule))},
+		}}
+		if !jsonEqual(got, want) {
+			t.Errorf("notifier-rule-failures:\ngot  %s\nwant %s", asJSON(got), asJSON(want))
+		}
+	}
 }
 
 // TestAlarmTopicAcceptsAlarms checks that the topic's policy, which replaces SNS's default one,
@@ -336,10 +360,12 @@ func TestOutputs(t *testing.T) {
 	s := synth(t, baseConfig())
 	outputs := s.json["Outputs"].(map[string]any)
 	want := map[string]any{
-		"TableName":               ref(s.logicalID(s.stack.Table)),
-		"AgentRoleArn":            arnOf(s.logicalID(s.stack.AgentRole)),
-		"AlarmTopicArn":           ref(s.logicalID(s.stack.AlarmTopic)),
-		"AgentDeadLetterQueueUrl": ref(s.logicalID(s.stack.AgentDLQ)),
+		"TableName":                  ref(s.logicalID(s.stack.Table)),
+		"AgentRoleArn":               arnOf(s.logicalID(s.stack.AgentRole)),
+		"AlarmTopicArn":              ref(s.logicalID(s.stack.AlarmTopic)),
+		"AgentDeadLetterQueueUrl":    ref(s.logicalID(s.stack.AgentDLQ)),
+		"NotifierDeadLetterQueueUrl": ref(s.logicalID(s.stack.NotifierDLQ)),
+		"SecretKeyArn":               ref(s.logicalID(s.stack.SecretKey)),
 	}
 	for name, value := range want {
 		o, ok := outputs[name].(map[string]any)
@@ -373,6 +399,8 @@ func TestTenantChangesNames(t *testing.T) {
 	s.template.HasResourceProperties(jsii.String("AWS::DynamoDB::Table"), assertions.Match_ObjectLike(&map[string]any{"TableName": "restic-monitor-acme-prod"}))
 	s.template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), assertions.Match_ObjectLike(&map[string]any{"QueueName": "restic-monitor-acme-prod-agent-dlq"}))
 	s.template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), assertions.Match_ObjectLike(&map[string]any{"QueueName": "restic-monitor-acme-prod-scheduler-dlq"}))
+	s.template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), assertions.Match_ObjectLike(&map[string]any{"QueueName": "restic-monitor-acme-prod-notifier"}))
+	s.template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), assertions.Match_ObjectLike(&map[string]any{"QueueName": "restic-monitor-acme-prod-notifier-dlq"}))
 	s.template.HasResourceProperties(jsii.String("AWS::SNS::Topic"), assertions.Match_ObjectLike(&map[string]any{"TopicName": "restic-monitor-acme-prod-alarms"}))
 	s.template.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), assertions.Match_ObjectLike(&map[string]any{"Name": "restic-monitor-acme-prod"}))
 	for _, name := range cfg.AlarmNames() {

@@ -9,10 +9,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	rmevents "github.com/restic-monitor/restic-monitor/events"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
 )
 
 // Source is the EventBridge source of restic-monitor's domain events.
-const Source = "restic-monitor"
+const Source = resources.EventSource
 
 // HandleInvocation is the notifier Lambda's handler. It takes one EventBridge event (a rule
 // targeting the function) or a batch of SQS messages each holding one (a rule targeting a

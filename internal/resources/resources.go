@@ -167,6 +167,10 @@ func (n Names) AgentQueueName(tenantID, agentID string) string {
 // the agents' role is limited to the prefix, so no agent can read other agents' dead letters.
 func (n Names) DeadLetterQueueName() string { return n.base() + "-agent-dlq" }
 
+// EventSource is the source of every domain event on the bus; the notifier's rule matches the
+// deployment's events by it, and the notifier drops events of any other.
+const EventSource = "restic-monitor"
+
 // EventBusName names the deployment's custom EventBridge bus, which the scheduler publishes
 // every domain event to: the table's name followed by -events.
 func (n Names) EventBusName() string { return n.base() + "-events" }

@@ -10,12 +10,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/restic-monitor/restic-monitor/internal/resources"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
 // EventSource is the source of every entry the publisher puts on the bus; a rule matches the
 // deployment's events by it.
-const EventSource = "restic-monitor"
+const EventSource = resources.EventSource
 
 // PutEvents limits: entries per request, and bytes per request as EventBridge counts them
 // (source, detail type, detail and the rest of each entry).
