@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/require"
@@ -23,6 +22,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/scheduler"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
+	"github.com/restic-monitor/restic-monitor/internal/testenv/queuetest"
 )
 
 // base is the time the tests start at: a Monday, 02:00 UTC.
@@ -97,6 +97,8 @@ type fixture struct {
 	token  string
 	events *recorder
 	config scheduler.Config
+	// inboxes read the agents' queues, by queue URL.
+	inboxes map[string]*queuetest.Inbox
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -104,7 +106,7 @@ func newFixture(t *testing.T) *fixture {
 	cfg := testenv.AWS(t)
 	f := &fixture{
 		t: t, ctx: context.Background(), clock: &clock{now: base}, tenant: "acme", events: &recorder{},
-		sqs: sqs.NewFromConfig(cfg),
+		sqs: sqs.NewFromConfig(cfg), inboxes: map[string]*queuetest.Inbox{},
 	}
 	f.st = store.New(dynamodb.NewFromConfig(cfg), testenv.Table(t, cfg))
 	f.st.Now = f.clock.Now
@@ -196,23 +198,16 @@ func (f *fixture) tickWith(now time.Time, queues dispatch.Sender) scheduler.Summ
 	return sum
 }
 
-// messages receives the messages that arrived in an agent's queue since the last look; they
-// stay hidden for the queue's visibility timeout, so the next look sees only newer ones.
+// messages takes the task messages that arrived in an agent's queue since the last look, each
+// once: SQS may hold a message twice, so a test counts the tasks sent, never the copies.
 func (f *fixture) messages(a domain.Agent) []events.TaskMessage {
 	f.t.Helper()
-	var out []events.TaskMessage
-	for {
-		res, err := f.sqs.ReceiveMessage(f.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(a.QueueURL), MaxNumberOfMessages: 10})
-		require.NoError(f.t, err)
-		if len(res.Messages) == 0 {
-			return out
-		}
-		for _, m := range res.Messages {
-			msg, err := events.DecodeTask([]byte(aws.ToString(m.Body)))
-			require.NoError(f.t, err)
-			out = append(out, msg)
-		}
+	in, ok := f.inboxes[a.QueueURL]
+	if !ok {
+		in = queuetest.NewInbox(f.t, f.sqs, a.QueueURL)
+		f.inboxes[a.QueueURL] = in
 	}
+	return in.Take()
 }
 
 // tasks lists the agent's tasks, oldest first.
