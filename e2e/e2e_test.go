@@ -94,7 +94,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 func finishedTask(t *testing.T, c devstack.Client, id string) task {
 	t.Helper()
 	var tk task
-	waitFor(t, "task "+id+" to finish", 2*time.Minute, func() bool {
+	waitFor(t, "task "+id+" to finish", 3*time.Minute, func() bool {
 		require.NoError(t, c.Do(context.Background(), http.MethodGet, "/v1/tasks/"+id, nil, &tk))
 		switch tk.Status {
 		case "succeeded", "partial", "failed", "cancelled", "expired":
@@ -217,7 +217,7 @@ func TestTheRealPath(t *testing.T) {
 	var agentView struct {
 		Status string `json:"status"`
 	}
-	waitFor(t, "the agent's first heartbeat", 30*time.Second, func() bool {
+	waitFor(t, "the agent's first heartbeat", time.Minute, func() bool {
 		require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/agents/"+demo.AgentID, nil, &agentView))
 		return agentView.Status == "online"
 	})
@@ -297,7 +297,7 @@ func TestTheRealPath(t *testing.T) {
 	assert.Contains(t, strings.ToLower(badRuns[0].Error), "wrong password")
 
 	// Stop the agent; after the heartbeat window the scheduler marks it offline.
-	require.NoError(t, agent.Stop(30*time.Second))
+	require.NoError(t, agent.Stop(time.Minute))
 	var stopped struct {
 		LastSeenAt time.Time `json:"lastSeenAt"`
 	}

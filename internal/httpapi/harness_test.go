@@ -28,6 +28,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/schedule"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
+	"github.com/restic-monitor/restic-monitor/internal/testenv/queuetest"
 )
 
 // harness runs the API as API Gateway does: every request is an API Gateway v2 event, first
@@ -45,19 +46,23 @@ type harness struct {
 	clock time.Time
 	// ses stands in for the SES endpoint and keeps the mail sent.
 	ses *sesEndpoint
+	// sqs reads the agents' queues as an agent would.
+	sqs *sqs.Client
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness builds the API over a fresh table and queue stage; sqsOptions change the SQS
+// client the API sends with.
+func newHarness(t *testing.T, sqsOptions ...func(*sqs.Options)) *harness {
 	t.Helper()
 	cfg := testenv.AWS(t)
 	table := testenv.Table(t, cfg)
-	h := &harness{t: t, clock: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}
+	h := &harness{t: t, sqs: sqs.NewFromConfig(cfg), clock: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}
 	now := func() time.Time { return h.clock }
 	st := store.New(dynamodb.NewFromConfig(cfg), table)
 	st.Now = now
 	// Each test gets its own stage, so its queues never meet another test's.
 	names := resources.Names{Stage: "t" + testenv.UniqueName("")[:8]}
-	qm := queue.New(sqs.NewFromConfig(cfg), names)
+	qm := queue.New(sqs.NewFromConfig(cfg, sqsOptions...), names)
 	_, err := qm.EnsureDeadLetterQueue(context.Background())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = qm.DeleteDeadLetterQueue(context.Background()) })
@@ -81,6 +86,11 @@ func newHarness(t *testing.T) *harness {
 	h.api = lambdahttp.Adapter{Handler: httpapi.NewTenantHandler(h.deps)}
 	h.agent = lambdahttp.Adapter{Handler: httpapi.NewAgentHandler(h.deps)}
 	return h
+}
+
+// inbox reads an agent's task queue.
+func (h *harness) inbox(queueURL string) *queuetest.Inbox {
+	return queuetest.NewInbox(h.t, h.sqs, queueURL)
 }
 
 // tenant creates a tenant with an API key of the given role and returns the key.

@@ -258,7 +258,7 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	c.call(post, "/v1/tasks", "/v1/tasks", w.operator, map[string]any{"type": "restore", "agentId": a.ID, "repository": "repo-main",
 		"params": map[string]any{"snapshotId": "latest", "target": "/srv/restore", "includePaths": []string{"/data/x"}, "verify": true}}, 201)
 	c.call(post, "/v1/tasks", "/v1/tasks", w.operator, map[string]any{"type": "restore", "agentId": a.ID}, 422)
-	drainTaskQueue(t, a.QueueURL)
+	drainTaskQueue(t, h, a.QueueURL)
 	c.call(get, "/v1/tasks", "/v1/tasks?type=backup&status=queued&agentId="+a.ID, w.viewer, nil, 200)
 	c.call(get, "/v1/tasks/{taskId}", "/v1/tasks/"+task.ID, w.viewer, nil, 200)
 	c.call(get, "/v1/agents/{agentId}/tasks", "/v1/agents/"+a.ID+"/tasks", w.viewer, nil, 200)

@@ -25,7 +25,7 @@ func inputWorld(t *testing.T) (*harness, *tenantWorld, map[string]string) {
 	tenantStatus(t, http.StatusCreated, res)
 	var task domain.Task
 	res.JSON(t, &task)
-	drainTaskQueue(t, a.QueueURL)
+	drainTaskQueue(t, h, a.QueueURL)
 	run := w.run(a.ID, p.ID, domain.TaskSucceeded, h.clock)
 	ch := w.channel("ops")
 	return h, w, map[string]string{"agentId": a.ID, "policyId": p.ID, "taskId": task.ID, "runId": run.ID, "name": "repo-main", "channelId": ch.ID}

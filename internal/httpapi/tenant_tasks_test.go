@@ -6,42 +6,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
-	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/store"
-	"github.com/restic-monitor/restic-monitor/internal/testenv"
+	"github.com/restic-monitor/restic-monitor/internal/testenv/queuetest"
 )
 
-// drainTaskQueue reads the task messages waiting in an agent's queue.
-func drainTaskQueue(t *testing.T, queueURL string) []events.TaskMessage {
+// drainTaskQueue takes the task messages waiting in an agent's queue, each once however often
+// SQS delivers it.
+func drainTaskQueue(t *testing.T, h *harness, queueURL string) []events.TaskMessage {
 	t.Helper()
-	c := queue.NewConsumer(sqs.NewFromConfig(testenv.AWS(t)), queueURL)
-	var out []events.TaskMessage
-	for range 3 {
-		msgs, err := c.Receive(context.Background(), 10, time.Second)
-		require.NoError(t, err)
-		for _, m := range msgs {
-			tm, err := events.DecodeTask([]byte(m.Body))
-			require.NoError(t, err)
-			out = append(out, tm)
-			require.NoError(t, c.Delete(context.Background(), m.ReceiptHandle))
-		}
-		if len(msgs) == 0 {
-			break
-		}
-	}
-	return out
+	return h.inbox(queueURL).Take()
 }
 
+// TestTenantRunTaskNowSendsEveryType runs every task type now. The API sends every message
+// twice, as the SDK does when it retries a send whose answer was lost: each task still arrives,
+// nothing else does, and each is queued once.
 func TestTenantRunTaskNowSendsEveryType(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, queuetest.SendBatchesTwice)
 	w := newTenantWorld(h, "acme")
 	a := w.agent("web-1", nil)
+	inbox := h.inbox(a.QueueURL)
 	w.repository("repo-main")
 	p := w.policy("nightly", "repo-main")
 	w.assign(p.ID, a.ID)
@@ -87,13 +75,11 @@ func TestTenantRunTaskNowSendsEveryType(t *testing.T) {
 		assert.Equal(t, h.clock.Add(time.Hour), task.Deadline, "%s: start within an hour by default", typ)
 		assert.Equal(t, "/v1/tasks/"+task.ID, res.Header["Location"])
 
-		msgs := drainTaskQueue(t, a.QueueURL)
-		require.Len(t, msgs, 1, typ)
-		assert.Equal(t, task.ID, msgs[0].TaskID, typ)
-		assert.Equal(t, typ, msgs[0].TaskType)
-		assert.Equal(t, a.ID, msgs[0].AgentID)
+		m := inbox.RequireTasks(task.ID)[0]
+		assert.Equal(t, typ, m.TaskType)
+		assert.Equal(t, a.ID, m.AgentID)
 		if tc.check != nil {
-			tc.check(t, msgs[0])
+			tc.check(t, m)
 		}
 		stored, err := h.store.GetTask(context.Background(), w.id, task.ID)
 		require.NoError(t, err)
@@ -105,7 +91,11 @@ func TestTenantRunTaskNowSendsEveryType(t *testing.T) {
 	var task domain.Task
 	res.JSON(t, &task)
 	assert.Equal(t, h.clock.Add(3*time.Hour), task.Deadline)
-	drainTaskQueue(t, a.QueueURL)
+	inbox.RequireTasks(task.ID)
+
+	tasks, _, err := h.store.ListTasks(context.Background(), w.id, store.TaskFilter{}, store.Page{})
+	require.NoError(t, err)
+	assert.Len(t, tasks, len(cases)+1, "one task for each request, however often its message was sent")
 }
 
 func TestTenantRunTaskRefusesWhatCannotRun(t *testing.T) {
@@ -151,7 +141,7 @@ func TestTenantRunTaskRefusesWhatCannotRun(t *testing.T) {
 	tasks, _, err := h.store.ListTasks(context.Background(), w.id, store.TaskFilter{}, store.Page{})
 	require.NoError(t, err)
 	assert.Empty(t, tasks, "no refused task was stored")
-	assert.Empty(t, drainTaskQueue(t, a.QueueURL), "nor sent")
+	assert.Empty(t, drainTaskQueue(t, h, a.QueueURL), "nor sent")
 }
 
 func TestTenantRunTaskStaysPendingWhenTheQueueIsGone(t *testing.T) {
@@ -189,8 +179,8 @@ func TestTenantTasksListGetCancel(t *testing.T) {
 	t1 := run(a.ID, "check")
 	t2 := run(a.ID, "unlock")
 	t3 := run(b.ID, "check")
-	drainTaskQueue(t, a.QueueURL)
-	drainTaskQueue(t, b.QueueURL)
+	h.inbox(a.QueueURL).RequireTasks(t1.ID, t2.ID)
+	h.inbox(b.QueueURL).RequireTasks(t3.ID)
 
 	taskIDs := func(path string) []string {
 		t.Helper()

@@ -295,8 +295,8 @@ func TestSendBatchSendsTwentyFiveMessagesInThreeRequests(t *testing.T) {
 	require.Equal(t, int32(3), requests.Load(), "SendMessageBatch requests")
 
 	c := queue.NewConsumer(a.client, q.URL)
-	got := map[string]string{}
-	deadline := time.Now().Add(15 * time.Second)
+	got := map[string]string{} // copies of one message count once
+	deadline := time.Now().Add(time.Minute)
 	for len(got) < len(msgs) && time.Now().Before(deadline) {
 		received, err := c.Receive(t.Context(), queue.MaxReceiveMessages, time.Second)
 		require.NoError(t, err)
@@ -349,14 +349,15 @@ func TestReceiveReturnsAMessageSentDuringTheLongPoll(t *testing.T) {
 		sent <- err
 	})
 	start := time.Now()
-	msgs, err := c.Receive(t.Context(), 1, 10*time.Second)
+	msgs, err := c.Receive(t.Context(), 1, queue.MaxReceiveWait)
 	elapsed := time.Since(start)
 	require.NoError(t, err)
 	require.NoError(t, <-sent)
-	require.Len(t, msgs, 1)
+	require.Len(t, msgs, 1, "the poll waited for the message")
 	assert.Equal(t, "arrived mid-wait", msgs[0].Body)
-	assert.GreaterOrEqual(t, elapsed, 400*time.Millisecond, "the poll waited for the message")
-	assert.Less(t, elapsed, 3*time.Second, "the poll returned as soon as the message arrived")
+	// SQS stamps the message in whole milliseconds.
+	assert.False(t, msgs[0].SentAt.Before(start.Truncate(time.Millisecond)), "sent at %s, after the poll began at %s", msgs[0].SentAt, start)
+	assert.Less(t, elapsed, queue.MaxReceiveWait, "the poll returned when the message arrived, before its wait ended")
 	require.NoError(t, c.Delete(t.Context(), msgs[0].ReceiptHandle))
 }
 
@@ -370,8 +371,8 @@ func TestReceiveReturnsNothingWhenTheWaitEnds(t *testing.T) {
 	elapsed := time.Since(start)
 	require.NoError(t, err)
 	assert.Empty(t, msgs)
-	assert.GreaterOrEqual(t, elapsed, 900*time.Millisecond)
-	assert.Less(t, elapsed, 5*time.Second)
+	assert.GreaterOrEqual(t, elapsed, 900*time.Millisecond, "the poll waited")
+	assert.Less(t, elapsed, queue.MaxReceiveWait, "for its own wait, not the longest")
 }
 
 func TestReceiveEndsWhenTheContextIsCancelled(t *testing.T) {
@@ -387,40 +388,73 @@ func TestReceiveEndsWhenTheContextIsCancelled(t *testing.T) {
 	elapsed := time.Since(start)
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Empty(t, msgs)
-	assert.Less(t, elapsed, 2*time.Second, "a 20 s poll ended soon after cancellation")
+	assert.Less(t, elapsed, queue.MaxReceiveWait, "a 20 s poll ended before its wait did")
 }
 
+// TestExtendVisibilityKeepsAMessageHiddenPastItsTimeout receives two messages and extends one:
+// the other comes back once the queue's own timeout passed, the extended one does not.
 func TestExtendVisibilityKeepsAMessageHiddenPastItsTimeout(t *testing.T) {
 	t.Parallel()
 	a := newAgent(t)
 	q := a.ensure(t)
-	// A one-second timeout instead of the real five minutes keeps the test short.
+	// Two seconds instead of the real five minutes keeps the test short.
 	_, err := a.client.SetQueueAttributes(t.Context(), &sqs.SetQueueAttributesInput{
 		QueueUrl:   aws.String(q.URL),
-		Attributes: map[string]string{"VisibilityTimeout": "1"},
+		Attributes: map[string]string{"VisibilityTimeout": "2"},
 	})
 	require.NoError(t, err)
-	a.send(t, q.URL, "long backup")
+	a.send(t, q.URL, "long backup", "left alone")
 	c := queue.NewConsumer(a.client, q.URL)
 
-	msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
-	require.NoError(t, err)
-	require.Len(t, msgs, 1)
-	require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 4*time.Second))
+	// Each message is received, and the backup's extended as soon as it arrives.
+	received := map[string]queue.Message{} // by body
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		msgs, err := c.Receive(t.Context(), queue.MaxReceiveMessages, time.Second)
+		require.NoError(ct, err)
+		for _, m := range msgs {
+			if _, ok := received[m.Body]; ok {
+				continue
+			}
+			received[m.Body] = m
+			if m.Body == "long backup" {
+				require.NoError(ct, c.ExtendVisibility(t.Context(), m.ReceiptHandle, 10*time.Minute))
+			}
+		}
+		assert.Len(ct, received, 2)
+	}, time.Minute, 10*time.Millisecond)
+	backup, other := received["long backup"], received["left alone"]
 
-	time.Sleep(1500 * time.Millisecond) // past the queue's own timeout
-	again, err := c.Receive(t.Context(), 1, time.Second)
-	require.NoError(t, err)
-	require.Empty(t, again, "the extended message stayed hidden")
+	// The one left alone comes back after the queue's timeout; the extended one stays hidden.
+	// Whatever comes back is hidden for good, so that only the backup can come back next.
+	receiveUntil := func(id string, forbidden string) queue.Message {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			require.True(t, time.Now().Before(deadline), "message %s did not come back within a minute", id)
+			msgs, err := c.Receive(t.Context(), queue.MaxReceiveMessages, time.Second)
+			require.NoError(t, err)
+			var found *queue.Message
+			for _, m := range msgs {
+				require.NotEqual(t, forbidden, m.ID, "the extended message came back")
+				if m.ID == id {
+					found = &m
+					continue
+				}
+				require.NoError(t, c.ExtendVisibility(t.Context(), m.ReceiptHandle, 10*time.Minute))
+			}
+			if found != nil {
+				return *found
+			}
+		}
+	}
+	back := receiveUntil(other.ID, backup.ID)
+	require.NoError(t, c.ExtendVisibility(t.Context(), back.ReceiptHandle, 10*time.Minute))
 
 	// A zero extension hands the message back at once.
-	require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 0))
-	again, err = c.Receive(t.Context(), 1, 2*time.Second)
-	require.NoError(t, err)
-	require.Len(t, again, 1)
-	assert.Equal(t, msgs[0].ID, again[0].ID)
-	assert.Equal(t, 2, again[0].ReceiveCount)
-	require.NoError(t, c.Delete(t.Context(), again[0].ReceiptHandle))
+	require.NoError(t, c.ExtendVisibility(t.Context(), backup.ReceiptHandle, 0))
+	again := receiveUntil(backup.ID, "")
+	assert.Equal(t, 2, again.ReceiveCount)
+	require.NoError(t, c.Delete(t.Context(), again.ReceiptHandle))
 }
 
 func TestADeletedMessageIsNoLongerInFlight(t *testing.T) {
@@ -430,40 +464,55 @@ func TestADeletedMessageIsNoLongerInFlight(t *testing.T) {
 	a.send(t, q.URL, "done")
 	c := queue.NewConsumer(a.client, q.URL)
 
-	msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
+	msgs, err := c.Receive(t.Context(), 1, queue.MaxReceiveWait)
 	require.NoError(t, err)
 	require.Len(t, msgs, 1)
-	require.NoError(t, c.Delete(t.Context(), msgs[0].ReceiptHandle))
+	done := msgs[0]
+	require.NoError(t, c.Delete(t.Context(), done.ReceiptHandle))
 
-	err = c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, time.Minute)
+	err = c.ExtendVisibility(t.Context(), done.ReceiptHandle, time.Minute)
 	require.ErrorIs(t, err, queue.ErrNotInFlight)
-	msgs, err = c.Receive(t.Context(), 1, time.Second)
+	// Another copy SQS may hold is another message; the deleted one is gone.
+	msgs, err = c.Receive(t.Context(), queue.MaxReceiveMessages, time.Second)
 	require.NoError(t, err)
-	require.Empty(t, msgs)
+	for _, m := range msgs {
+		assert.NotEqual(t, done.ID, m.ID, "the deleted message came back")
+	}
 }
 
 func TestMessagesNeverDeletedMoveToTheDeploymentsDLQ(t *testing.T) {
 	t.Parallel()
 	a := newAgent(t)
 	b := a.sibling(t)
-	ids := map[string]string{} // body -> message ID
+	ids := map[string]string{}   // message ID -> body, of every copy SQS held
+	counts := map[string][]int{} // message ID -> its receive counts
 	for _, agent := range []*agentQueues{a, b} {
 		q := agent.ensure(t)
-		body := "poison for " + agent.agent
-		agent.send(t, q.URL, body)
+		agent.send(t, q.URL, "poison for "+agent.agent)
 		c := queue.NewConsumer(agent.client, q.URL)
-		for i := 1; i <= resources.MaxReceiveCount; i++ {
-			msgs, err := c.Receive(t.Context(), 1, 2*time.Second)
+		// Received and handed back until the queue gives up on it: after MaxReceiveCount receives
+		// it is gone.
+		for i, seen := 0, false; ; i++ {
+			require.Less(t, i, 4*resources.MaxReceiveCount, "the message never left the task queue")
+			msgs, err := c.Receive(t.Context(), queue.MaxReceiveMessages, time.Second)
 			require.NoError(t, err)
-			require.Len(t, msgs, 1, "receive %d", i)
-			require.Equal(t, i, msgs[0].ReceiveCount)
-			ids[body] = msgs[0].ID
-			require.NoError(t, c.ExtendVisibility(t.Context(), msgs[0].ReceiptHandle, 0), "hand back after receive %d", i)
+			if len(msgs) == 0 && seen {
+				break
+			}
+			seen = seen || len(msgs) > 0
+			for _, m := range msgs {
+				ids[m.ID] = m.Body
+				counts[m.ID] = append(counts[m.ID], m.ReceiveCount)
+				require.NoError(t, c.ExtendVisibility(t.Context(), m.ReceiptHandle, 0), "hand back after receive %d", m.ReceiveCount)
+			}
 		}
-		msgs, err := c.Receive(t.Context(), 1, time.Second)
-		require.NoError(t, err)
-		require.Empty(t, msgs, "the message left the task queue")
 	}
+	bodies := map[string]bool{}
+	for id, body := range ids {
+		bodies[body] = true
+		assert.Equal(t, []int{1, 2, 3, 4, 5}, counts[id], "receive counts of %s", id)
+	}
+	assert.Equal(t, map[string]bool{"poison for " + a.agent: true, "poison for " + b.agent: true}, bodies)
 
 	// Both agents' dead letters are in the one queue; reading them leaves them there.
 	peek := func() map[string]string {
@@ -472,10 +521,10 @@ func TestMessagesNeverDeletedMoveToTheDeploymentsDLQ(t *testing.T) {
 			dead, err := a.mgr.DeadLetters(t.Context(), queue.MaxReceiveMessages)
 			require.NoError(ct, err)
 			for _, m := range dead {
-				got[m.Body] = m.ID
+				got[m.ID] = m.Body
 			}
-			require.Len(ct, got, 2)
-		}, 20*time.Second, 100*time.Millisecond)
+			require.Len(ct, got, len(ids))
+		}, time.Minute, 100*time.Millisecond)
 		return got
 	}
 	require.Equal(t, ids, peek())
@@ -490,11 +539,13 @@ func TestMessagesNeverDeletedMoveToTheDeploymentsDLQ(t *testing.T) {
 			require.NoError(ct, a.mgr.DeleteDeadLetter(t.Context(), m.ReceiptHandle))
 			deleted[m.ID] = true
 		}
-		require.Len(ct, deleted, 2)
-	}, 20*time.Second, 100*time.Millisecond)
+		require.Len(ct, deleted, len(ids))
+	}, time.Minute, 100*time.Millisecond)
 	left, err := a.mgr.DeadLetters(t.Context(), queue.MaxReceiveMessages)
 	require.NoError(t, err)
-	assert.Empty(t, left)
+	for _, m := range left {
+		assert.NotContains(t, ids, m.ID, "a deleted dead letter came back")
+	}
 }
 
 func TestQueueNamesFitTheLimitForTheLongestStageAndTenant(t *testing.T) {

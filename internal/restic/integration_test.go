@@ -405,7 +405,7 @@ func TestCancelInterruptsBackupAndReleasesTheLock(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.False(t, ee.Retryable())
 	assert.NotEqual(t, -1, ee.Code, "restic stopped on SIGINT, it was not killed")
-	assert.Less(t, stopped, 10*time.Second)
+	assert.Less(t, stopped, f.opts.Grace, "within the grace period")
 	assert.Empty(t, f.locks(t), "restic removed its lock on the way out")
 
 	snaps, err := r.Snapshots(context.Background(), SnapshotFilter{})
@@ -452,7 +452,7 @@ func TestCancelEscalatesToKillAfterGrace(t *testing.T) {
 	assert.Equal(t, Interrupted, ee.Kind)
 	assert.Equal(t, -1, ee.Code, "killed by a signal")
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.Less(t, stopped, 5*time.Second)
+	assert.Less(t, stopped, 20*time.Second, "killed after the grace period, long before the uploads could have finished")
 
 	// restic removes its lock as soon as it is interrupted, before it waits for its uploads; a
 	// lock it could not remove is stale once it is dead.

@@ -24,6 +24,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/scheduler"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
+	"github.com/restic-monitor/restic-monitor/internal/testenv/queuetest"
 )
 
 // base is the time the tests start at: a Monday, 02:00 UTC.
@@ -101,6 +102,8 @@ type fixture struct {
 	config scheduler.Config
 	// publisher, when set, publishes the outbox at the end of every tick.
 	publisher *scheduler.Publisher
+	// inboxes read the agents' queues, by queue URL.
+	inboxes map[string]*queuetest.Inbox
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -108,7 +111,7 @@ func newFixture(t *testing.T) *fixture {
 	cfg := testenv.AWS(t)
 	f := &fixture{
 		t: t, ctx: context.Background(), clock: &clock{now: base}, tenant: "acme", events: &recorder{},
-		sqs: sqs.NewFromConfig(cfg),
+		sqs: sqs.NewFromConfig(cfg), inboxes: map[string]*queuetest.Inbox{},
 	}
 	f.db = dynamodb.NewFromConfig(cfg, testenv.StrictTransactions)
 	f.st = store.New(f.db, testenv.Table(t, cfg))
@@ -202,23 +205,16 @@ func (f *fixture) tickWith(now time.Time, queues dispatch.Sender) scheduler.Summ
 	return sum
 }
 
-// messages receives the messages that arrived in an agent's queue since the last look; they
-// stay hidden for the queue's visibility timeout, so the next look sees only newer ones.
+// messages takes the task messages that arrived in an agent's queue since the last look, each
+// once: SQS may hold a message twice, so a test counts the tasks sent, never the copies.
 func (f *fixture) messages(a domain.Agent) []events.TaskMessage {
 	f.t.Helper()
-	var out []events.TaskMessage
-	for {
-		res, err := f.sqs.ReceiveMessage(f.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(a.QueueURL), MaxNumberOfMessages: 10})
-		require.NoError(f.t, err)
-		if len(res.Messages) == 0 {
-			return out
-		}
-		for _, m := range res.Messages {
-			msg, err := events.DecodeTask([]byte(aws.ToString(m.Body)))
-			require.NoError(f.t, err)
-			out = append(out, msg)
-		}
+	in, ok := f.inboxes[a.QueueURL]
+	if !ok {
+		in = queuetest.NewInbox(f.t, f.sqs, a.QueueURL)
+		f.inboxes[a.QueueURL] = in
 	}
+	return in.Take()
 }
 
 // tasks lists the agent's tasks, oldest first.

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/stretchr/testify/require"
 
@@ -28,8 +31,10 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 	"github.com/restic-monitor/restic-monitor/internal/queuecreds"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/scheduler"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
+	"github.com/restic-monitor/restic-monitor/internal/testenv/queuetest"
 )
 
 // ControlPlane is the real control plane in-process: the tenant and agent API handlers behind
@@ -45,9 +50,10 @@ type ControlPlane struct {
 	// URL is the API's base URL.
 	URL string
 
-	adminKey string
-	handler  http.Handler
-	addr     string
+	adminKey   string
+	handler    http.Handler
+	addr       string
+	dispatcher *dispatch.Dispatcher
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -56,10 +62,40 @@ type ControlPlane struct {
 // HeartbeatInterval is the interval the test control plane asks agents to report at.
 const HeartbeatInterval = 5 * time.Second
 
+// Deadlines of waits for what the agent, restic and the emulator do. They are generous, far
+// beyond what the work takes on a loaded machine, so that a wait fails only when the thing
+// never happens; a test asserts what happened, never how fast.
+const (
+	// TaskTimeout bounds a wait for a task that runs restic to reach a status.
+	TaskTimeout = 3 * time.Minute
+	// Patience bounds a wait for anything else: a heartbeat, a queue emptying, a process
+	// starting or ending.
+	Patience = time.Minute
+)
+
+// Options shape a control plane.
+type Options struct {
+	// Settings change the API's settings, which otherwise ask agents for a heartbeat every
+	// HeartbeatInterval.
+	Settings []func(*httpapi.Settings)
+	// SendTasksTwice sends every task message twice, as the SDK does when it retries a send
+	// whose answer was lost: SQS then holds each message twice.
+	SendTasksTwice bool
+	// ServeReportsTwice serves every agent request but registration twice and answers with the
+	// second answer, as when the first answer is lost and the agent sends the request again.
+	ServeReportsTwice bool
+}
+
 // NewControlPlane starts a control plane with one tenant, on its own table and queue stage.
 // Options change its settings, which otherwise ask agents for a heartbeat every
 // HeartbeatInterval.
 func NewControlPlane(t testing.TB, options ...func(*httpapi.Settings)) *ControlPlane {
+	t.Helper()
+	return NewControlPlaneWith(t, Options{Settings: options})
+}
+
+// NewControlPlaneWith starts a control plane shaped by o.
+func NewControlPlaneWith(t testing.TB, o Options) *ControlPlane {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the AWS endpoint and restic; run without -short")
@@ -78,17 +114,25 @@ func NewControlPlane(t testing.TB, options ...func(*httpapi.Settings)) *ControlP
 	now := func() time.Time { return time.Now().UTC() }
 	settings := httpapi.DefaultSettings()
 	settings.HeartbeatInterval = HeartbeatInterval
-	for _, o := range options {
-		o(&settings)
+	for _, change := range o.Settings {
+		change(&settings)
 	}
+	sender := qm
+	if o.SendTasksTwice {
+		sender = queue.New(sqs.NewFromConfig(cfg, queuetest.SendBatchesTwice), names)
+	}
+	dispatcher := &dispatch.Dispatcher{Store: st, Sender: sender, Log: log, Now: now}
 	deps := httpapi.Deps{
-		Store: st, Queues: qm, Log: log, Now: now, Settings: settings,
-		Dispatcher:  &dispatch.Dispatcher{Store: st, Sender: qm, Log: log, Now: now},
+		Store: st, Queues: qm, Log: log, Now: now, Settings: settings, Dispatcher: dispatcher,
 		Credentials: queuecreds.New(sts.NewFromConfig(cfg), "arn:aws:iam::000000000000:role/"+names.QueuePrefix()+"agent"),
+	}
+	handler := httpapi.Authenticate(&auth.Authenticator{Store: st, Now: now}, log, httpapi.NewHandler(deps))
+	if o.ServeReportsTwice {
+		handler = serveReportsTwice(handler)
 	}
 	cp := &ControlPlane{
 		T: t, Store: st, Queues: qm, SQS: sqsClient, Tenant: "t" + testenv.UniqueName("")[:10],
-		handler: httpapi.Authenticate(&auth.Authenticator{Store: st, Now: now}, log, httpapi.NewHandler(deps)),
+		handler: handler, dispatcher: dispatcher,
 	}
 	ctx := context.Background()
 	require.NoError(t, st.CreateTenant(ctx, domain.Tenant{ID: cp.Tenant, Name: cp.Tenant, CreatedAt: now()}))
@@ -105,6 +149,40 @@ func NewControlPlane(t testing.TB, options ...func(*httpapi.Settings)) *ControlP
 	cp.serve(ln)
 	t.Cleanup(cp.StopAPI)
 	return cp
+}
+
+// serveReportsTwice serves every agent request but registration twice, the second time with
+// the same body, and answers with the second answer. Registration spends an enrollment token,
+// which the agent's enroll command never sends twice.
+func serveReportsTwice(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/v1/agent/") || r.URL.Path == "/v1/agent/register" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		first := r.Clone(r.Context())
+		first.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(httptest.NewRecorder(), first)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Tick runs one scheduler tick at now, as the scheduler Lambda does, with the API's dispatcher
+// (so SendTasksTwice holds for scheduled tasks too). It leaves the dead-letter queue alone, for
+// the test to look at.
+func (cp *ControlPlane) Tick(now time.Time) scheduler.Summary {
+	cp.T.Helper()
+	s := &scheduler.Scheduler{Store: cp.Store, Sender: cp.dispatcher, Log: slog.New(slog.DiscardHandler)}
+	sum, err := s.Tick(context.Background(), now)
+	require.NoError(cp.T, err)
+	require.Zero(cp.T, sum.Errors, "tick errors")
+	return sum
 }
 
 func (cp *ControlPlane) serve(ln net.Listener) {
@@ -338,6 +416,31 @@ func (cp *ControlPlane) SetVisibilityTimeout(agentID string, d time.Duration) {
 		Attributes: map[string]string{"VisibilityTimeout": fmt.Sprint(int(d / time.Second))},
 	})
 	require.NoError(cp.T, err)
+}
+
+// QueueDepth counts the messages in the agent's queue, visible and in flight. SQS counts
+// approximately, and catches up within a minute.
+func (cp *ControlPlane) QueueDepth(agentID string) (visible, inFlight int) {
+	cp.T.Helper()
+	out, err := cp.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(cp.AgentQueue(agentID).URL),
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	require.NoError(cp.T, err)
+	visible, err = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	require.NoError(cp.T, err)
+	inFlight, err = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	require.NoError(cp.T, err)
+	return visible, inFlight
+}
+
+// QueueEmpty reports whether the agent's queue holds no message, visible or in flight.
+func (cp *ControlPlane) QueueEmpty(agentID string) bool {
+	cp.T.Helper()
+	visible, inFlight := cp.QueueDepth(agentID)
+	return visible == 0 && inFlight == 0
 }
 
 // SendRaw puts a message body on the agent's queue as it is.

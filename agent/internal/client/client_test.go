@@ -128,7 +128,7 @@ func TestContextEndsTheRetries(t *testing.T) {
 	began := time.Now()
 	_, err := c.Heartbeat(ctx, Heartbeat{})
 	require.Error(t, err)
-	assert.Less(t, time.Since(began), 5*time.Second)
+	assert.Less(t, time.Since(began), time.Minute, "the context ended the wait for an hour-long retry")
 }
 
 func TestUnreachableAPIIsAnErrorWithoutTheSecret(t *testing.T) {

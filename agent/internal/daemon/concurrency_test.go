@@ -65,7 +65,7 @@ func TestNeverMoreThanTheLimitOfResticProcesses(t *testing.T) {
 	}()
 	a.start()
 	for _, task := range tasks {
-		got := cp.WaitTask(task.ID, 2*time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+		got := cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 		require.Equal(t, domain.TaskSucceeded, got.Status, got.Error)
 	}
 	close(stop)

@@ -28,7 +28,7 @@ func TestWrongPasswordFailsOnceWithResticsMessage(t *testing.T) {
 	cp.Assign(policy, a.creds.AgentID)
 	a.start()
 	first := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	require.Equal(t, domain.TaskSucceeded, cp.WaitTask(first.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed).Status)
+	require.Equal(t, domain.TaskSucceeded, cp.WaitTask(first.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed).Status)
 	require.NoError(t, a.stop())
 
 	wrong := filepath.Join(a.dir, "wrong-password")
@@ -36,7 +36,7 @@ func TestWrongPasswordFailsOnceWithResticsMessage(t *testing.T) {
 	a.cfg.Repositories[0].PasswordFile = wrong
 	a.start()
 	task := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	got := cp.WaitTask(task.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed, domain.TaskRetrying)
+	got := cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed, domain.TaskRetrying)
 	require.Equal(t, domain.TaskFailed, got.Status, "a wrong password is not retried")
 	assert.Contains(t, got.Error, "wrong password or no key found")
 	assert.Contains(t, got.Error, "not retried")
@@ -53,7 +53,7 @@ func TestWrongPasswordFailsOnceWithResticsMessage(t *testing.T) {
 	assert.True(t, agenttest.ContainsLine(lines, "wrong password"), "restic's output is in the run's log")
 
 	require.Eventually(t, func() bool { return strings.Contains(cp.Agent(a.creds.AgentID).LastError, "wrong password") },
-		2*agenttest.HeartbeatInterval, 100*time.Millisecond, "the heartbeat reports the last error")
+		agenttest.Patience, 100*time.Millisecond, "the heartbeat reports the last error")
 	assert.Nil(t, cp.Agent(a.creds.AgentID).BackoffUntil, "a wrong password is not a reason to stop taking work")
 }
 
@@ -63,18 +63,21 @@ func TestWrongPasswordFailsOnceWithResticsMessage(t *testing.T) {
 func TestRepeatedTransientFailuresPutTheAgentIntoBackoff(t *testing.T) {
 	t.Parallel()
 	cp := agenttest.NewControlPlane(t)
+	// Long enough for the test to see the backoff on a loaded machine, short enough to wait out;
+	// with its jitter the agent backs off for half of it or more.
+	const backoff = 30 * time.Second
 	a := newAgent(t, cp, func(c *config.Config) {
 		c.Restic.Binary = "/nonexistent/restic"
 		c.Retry.MaxRetries = 1
 		c.Retry.AgentBackoffAfter = 2
-		c.Retry.AgentBackoffBase = config.Duration(8 * time.Second)
-		c.Retry.AgentBackoffCap = config.Duration(8 * time.Second)
+		c.Retry.AgentBackoffBase = config.Duration(backoff)
+		c.Retry.AgentBackoffCap = config.Duration(backoff)
 	})
 	a.start()
 	var tasks []domain.Task
 	for range 2 {
 		task := cp.RunTask(domain.TaskCheck, a.creds.AgentID, "", "main", domain.TaskParams{})
-		got := cp.WaitTask(task.ID, time.Minute, domain.TaskRetrying, domain.TaskFailed, domain.TaskSucceeded)
+		got := cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskRetrying, domain.TaskFailed, domain.TaskSucceeded)
 		require.Equal(t, domain.TaskRetrying, got.Status, "a failure that may pass is retried by the control plane: %s", got.Error)
 		assert.Contains(t, got.Error, "/nonexistent/restic")
 		tasks = append(tasks, task)
@@ -88,18 +91,26 @@ func TestRepeatedTransientFailuresPutTheAgentIntoBackoff(t *testing.T) {
 	require.Eventually(t, func() bool {
 		backoffUntil = cp.Agent(a.creds.AgentID).BackoffUntil
 		return backoffUntil != nil
-	}, 15*time.Second, 200*time.Millisecond, "the heartbeat reports the backoff")
-	assert.WithinDuration(t, time.Now().Add(8*time.Second), *backoffUntil, 8*time.Second)
+	}, agenttest.Patience, 200*time.Millisecond, "the heartbeat reports the backoff")
+	last := cp.Runs(a.creds.AgentID, tasks[1].ID)
+	require.Len(t, last, 1)
+	require.NotNil(t, last[0].FinishedAt)
+	// The agent starts its backoff when the task fails, just before it reports the result.
+	gap := backoffUntil.Sub(*last[0].FinishedAt)
+	assert.Greater(t, gap, backoff/4, "backs off until %s after the failure at %s", backoffUntil, last[0].FinishedAt)
+	assert.LessOrEqual(t, gap, backoff+time.Second, "backs off until %s after the failure at %s", backoffUntil, last[0].FinishedAt)
 	assert.Contains(t, cp.Agent(a.creds.AgentID).BackoffReason, "tasks keep failing")
+	require.Eventually(t, func() bool { return a.status().State == "backing-off" }, agenttest.Patience, 50*time.Millisecond,
+		"the status says the agent backs off")
 
-	// While backing off the agent takes no work.
+	// While backing off the agent takes no work: a task sent meanwhile starts only once the
+	// backoff is over, on its own, and fails like the others.
 	waiting := cp.RunTask(domain.TaskCheck, a.creds.AgentID, "", "main", domain.TaskParams{})
-	time.Sleep(time.Until(*backoffUntil) - time.Second)
-	assert.Equal(t, domain.TaskQueued, cp.Task(waiting.ID).Status, "no task is taken while backing off")
-	st := a.status()
-	assert.Equal(t, "backing-off", st.State)
-
-	// Backoff ends on its own and work resumes: the waiting task is taken and fails like the others.
-	cp.WaitTask(waiting.ID, 30*time.Second, domain.TaskRetrying, domain.TaskFailed)
+	cp.WaitTask(waiting.ID, agenttest.TaskTimeout, domain.TaskRetrying, domain.TaskFailed)
+	runs = cp.Runs(a.creds.AgentID, waiting.ID)
+	require.Len(t, runs, 1)
+	// Stored times keep whole seconds or less; the agent's and the API's clock are this machine's.
+	assert.False(t, runs[0].StartedAt.Before(backoffUntil.Add(-time.Second)),
+		"started at %s, while backing off until %s", runs[0].StartedAt, backoffUntil)
 	assert.True(t, strings.Contains(a.logs.String(), "backing off"))
 }

@@ -166,6 +166,6 @@ func (a *agent) status() daemon.Status {
 		var err error
 		st, err = daemon.ReadStatus(filepath.Join(a.cfg.StateDir, "status.json"))
 		return err == nil
-	}, 5*time.Second, 50*time.Millisecond)
+	}, agenttest.Patience, 50*time.Millisecond)
 	return st
 }

@@ -62,10 +62,10 @@ func TestBadMessagesGoToTheDeadLetterQueue(t *testing.T) {
 	policy := cp.Policy("still-serving", "main", []string{src}, domain.Retention{KeepLast: 1})
 	cp.Assign(policy, me)
 	backup := cp.RunTask(domain.TaskBackup, me, policy, "", domain.TaskParams{})
-	got := cp.WaitTask(backup.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	got := cp.WaitTask(backup.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, got.Status, "the agent runs good tasks while bad ones come and go: %s", got.Error)
 
-	reported := cp.WaitTask(own.ID, 30*time.Second, domain.TaskFailed)
+	reported := cp.WaitTask(own.ID, agenttest.TaskTimeout, domain.TaskFailed)
 	assert.Contains(t, reported.Error, "the agent cannot run this task message")
 	assert.Contains(t, reported.Error, "repository is missing")
 
@@ -77,11 +77,11 @@ func TestBadMessagesGoToTheDeadLetterQueue(t *testing.T) {
 			}
 		}
 		return len(dead) == len(bad)
-	}, 90*time.Second, time.Second, "every bad message reaches the dead-letter queue")
+	}, agenttest.TaskTimeout, time.Second, "every bad message reaches the dead-letter queue")
 	for name, body := range bad {
 		assert.Contains(t, dead, body, name)
 	}
-	assert.True(t, queueEmpty(t, cp, me), "nothing is left on the queue")
+	require.Eventually(t, func() bool { return cp.QueueEmpty(me) }, agenttest.Patience, time.Second, "nothing is left on the queue")
 	assert.Contains(t, a.logs.String(), "rejected a task message")
 	assert.Equal(t, 1, strings.Count(a.logs.String(), `"msg":"task started"`), "only the good task started")
 	require.NoError(t, a.stop())

@@ -18,14 +18,14 @@ func TestDeletedAgentStops(t *testing.T) {
 	cp := agenttest.NewControlPlane(t)
 	a := newAgent(t, cp)
 	a.start()
-	require.Eventually(t, func() bool { return a.metrics != nil && a.status().LastHeartbeatAt != nil }, 10*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return a.metrics != nil && a.status().LastHeartbeatAt != nil }, agenttest.Patience, 100*time.Millisecond)
 
 	cp.Call("DELETE", "/v1/agents/"+a.creds.AgentID, nil, nil, 204)
 	select {
 	case err := <-a.done:
 		a.cancel = nil
 		assert.ErrorIs(t, err, daemon.ErrCredentialsRejected)
-	case <-time.After(2 * agenttest.HeartbeatInterval * 3):
+	case <-time.After(agenttest.Patience + 2*agenttest.HeartbeatInterval):
 		t.Fatal("the agent kept running with a refused credential")
 	}
 	assert.Contains(t, a.logs.String(), "enroll the agent again")

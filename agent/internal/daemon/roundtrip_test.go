@@ -37,7 +37,7 @@ func TestRoundTrip(t *testing.T) {
 	agenttest.WriteFile(t, filepath.Join(src, "scratch.tmp"), []byte("excluded\n"))
 
 	first := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	done := cp.WaitTask(first.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	done := cp.WaitTask(first.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, done.Status, done.Error)
 	runs := cp.Runs(a.creds.AgentID, first.ID)
 	require.Len(t, runs, 1)
@@ -60,23 +60,23 @@ func TestRoundTrip(t *testing.T) {
 
 	agenttest.WriteFile(t, filepath.Join(src, "notes.txt"), []byte("second version, longer\n"))
 	second := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	require.Equal(t, domain.TaskSucceeded, cp.WaitTask(second.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed).Status)
+	require.Equal(t, domain.TaskSucceeded, cp.WaitTask(second.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed).Status)
 	secondRun := cp.Runs(a.creds.AgentID, second.ID)[0]
 	assert.Equal(t, uint64(1), secondRun.Summary.FilesChanged)
 	assert.Equal(t, uint64(4), secondRun.Summary.FilesUnmodified)
 
 	forget := cp.RunTask(domain.TaskForget, a.creds.AgentID, policy, "", domain.TaskParams{Prune: true})
-	f := cp.WaitTask(forget.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	f := cp.WaitTask(forget.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, f.Status, f.Error)
 	forgetLog, _ := cp.Log(cp.Runs(a.creds.AgentID, forget.ID)[0].ID)
 	assert.True(t, agenttest.ContainsLine(forgetLog, "kept 1 snapshots, removed 1"), "forget applied keepLast 1: %v", forgetLog)
 
 	check := cp.RunTask(domain.TaskCheck, a.creds.AgentID, "", "main", domain.TaskParams{ReadDataSubset: "100%"})
-	c := cp.WaitTask(check.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	c := cp.WaitTask(check.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, c.Status, c.Error)
 
 	inventory := cp.RunTask(domain.TaskSnapshots, a.creds.AgentID, "", "main", domain.TaskParams{})
-	require.Equal(t, domain.TaskSucceeded, cp.WaitTask(inventory.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed).Status)
+	require.Equal(t, domain.TaskSucceeded, cp.WaitTask(inventory.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed).Status)
 	var snaps struct {
 		Items []domain.Snapshot `json:"items"`
 	}
@@ -88,7 +88,7 @@ func TestRoundTrip(t *testing.T) {
 
 	target := filepath.Join(a.dir, "restored")
 	restore := cp.RunTask(domain.TaskRestore, a.creds.AgentID, "", "main", domain.TaskParams{SnapshotID: "latest", Target: target, Verify: true})
-	r := cp.WaitTask(restore.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	r := cp.WaitTask(restore.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, r.Status, r.Error)
 	require.NoError(t, os.Remove(filepath.Join(src, "scratch.tmp")))
 	agenttest.AssertSameTree(t, src, filepath.Join(target, src))
@@ -98,7 +98,7 @@ func TestRoundTrip(t *testing.T) {
 	msgs, err := cp.Queues.DeadLetters(t.Context(), 10)
 	require.NoError(t, err)
 	assert.Empty(t, msgs)
-	assertQueueEmpty(t, cp, a.creds.AgentID)
+	require.Eventually(t, func() bool { return cp.QueueEmpty(a.creds.AgentID) }, agenttest.Patience, time.Second, "the agent's queue empties")
 
 	// The agent's own log is JSON lines naming tenant, agent and task, and holds no secret.
 	sawTask := false

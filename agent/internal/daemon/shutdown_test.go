@@ -18,28 +18,28 @@ import (
 func TestShutdownInterruptsAndHandsTheTaskBack(t *testing.T) {
 	t.Parallel()
 	cp := agenttest.NewControlPlane(t)
-	a := newAgent(t, cp, func(c *config.Config) { c.ShutdownGrace = config.Duration(time.Second) })
+	// The agent keeps the message hidden far longer than the test waits: only handing it back
+	// lets the next process have it.
+	a := newAgent(t, cp, func(c *config.Config) {
+		c.ShutdownGrace = config.Duration(time.Second)
+		c.Queue.VisibilityTimeout = config.Duration(time.Hour)
+	})
 	policy, _ := slowBackupPolicy(t, cp, a, "shutdown", 256)
 	a.start()
 	task := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	cp.WaitTask(task.ID, 30*time.Second, domain.TaskRunning)
+	cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskRunning)
 
-	stopped := time.Now()
 	require.NoError(t, a.stop())
-	assert.Less(t, time.Since(stopped), 15*time.Second, "grace, interruption and report take seconds")
 	assert.Equal(t, domain.TaskQueued, cp.Task(task.ID).Status, "the task waits to be started again")
 	runs := cp.Runs(a.creds.AgentID, task.ID)
 	require.Len(t, runs, 1)
 	assert.Equal(t, domain.RunInterrupted, runs[0].Status)
 	assert.Contains(t, runs[0].Error, "the agent is shutting down")
 
-	// The message went back to the queue at once: the next process gets it right away, long
-	// before the 30 s the agent kept it hidden for would have passed.
+	// The message went back to the queue: the next process gets it, long before the hour the
+	// agent kept it hidden for would have passed.
 	a.start()
-	restarted := time.Now()
-	cp.WaitTask(task.ID, 10*time.Second, domain.TaskRunning, domain.TaskSucceeded)
-	assert.Less(t, time.Since(restarted), 10*time.Second)
-	got := cp.WaitTask(task.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	got := cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, got.Status, got.Error)
 	runs = cp.Runs(a.creds.AgentID, task.ID)
 	require.Len(t, runs, 2, "the interrupted run and the one that finished")
@@ -57,16 +57,19 @@ func TestOperatorCancelStopsRestic(t *testing.T) {
 	policy, _ := slowBackupPolicy(t, cp, a, "cancel", 64)
 	a.start()
 	task := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	cp.WaitTask(task.ID, 30*time.Second, domain.TaskRunning)
-	time.Sleep(time.Second)
+	cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskRunning)
+	require.Eventually(t, func() bool {
+		runs := cp.Runs(a.creds.AgentID, task.ID)
+		return len(runs) == 1 && runs[0].Progress != nil
+	}, agenttest.TaskTimeout, 200*time.Millisecond, "restic reports progress")
 	cp.Call("POST", "/v1/tasks/"+task.ID+"/cancel", nil, nil, 200)
 
 	require.Eventually(t, func() bool {
 		runs := cp.Runs(a.creds.AgentID, task.ID)
 		return len(runs) == 1 && runs[0].Status == domain.TaskCancelled
-	}, 30*time.Second, 200*time.Millisecond, "the run ends cancelled")
+	}, agenttest.TaskTimeout, 200*time.Millisecond, "the run ends cancelled")
 	assert.Equal(t, domain.TaskCancelled, cp.Task(task.ID).Status)
-	require.Eventually(t, func() bool { return queueEmpty(t, cp, a.creds.AgentID) }, 10*time.Second, 200*time.Millisecond,
+	require.Eventually(t, func() bool { return cp.QueueEmpty(a.creds.AgentID) }, agenttest.Patience, 200*time.Millisecond,
 		"the message of a cancelled task is deleted")
 	assert.Contains(t, a.logs.String(), "an operator cancelled the task")
 }

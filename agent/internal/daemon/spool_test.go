@@ -44,20 +44,21 @@ func TestResultSpooledWhileAPIUnreachable(t *testing.T) {
 		c.Queue.VisibilityTimeout = config.Duration(6 * time.Second)
 	})
 	cp.SetVisibilityTimeout(a.creds.AgentID, 6*time.Second)
-	policy, _ := slowBackupPolicy(t, cp, a, "spooled", 512)
+	// Slow enough that the API is away before the backup ends.
+	policy, _ := slowBackupPolicy(t, cp, a, "spooled", 128)
 	a.start()
 
 	// The same process delivers once the API is back.
 	task := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	cp.WaitTask(task.ID, 30*time.Second, domain.TaskRunning)
+	cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskRunning)
 	cp.StopAPI()
-	require.Eventually(t, func() bool { return spooledResult(a, task.ID) }, time.Minute, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return spooledResult(a, task.ID) }, agenttest.TaskTimeout, 100*time.Millisecond,
 		"the finished backup's result is spooled while the API is away")
 	time.Sleep(2 * time.Second) // a few failed deliveries
 	cp.StartAPI()
-	got := cp.WaitTask(task.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	got := cp.WaitTask(task.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, got.Status, got.Error)
-	require.Eventually(t, func() bool { return !spooledResult(a, task.ID) }, 10*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return !spooledResult(a, task.ID) }, agenttest.Patience, 100*time.Millisecond)
 	runs := cp.Runs(a.creds.AgentID, task.ID)
 	require.Len(t, runs, 1)
 	require.NotNil(t, runs[0].Summary)
@@ -67,25 +68,25 @@ func TestResultSpooledWhileAPIUnreachable(t *testing.T) {
 	for i, s := range seqs {
 		assert.Equal(t, int64(i), s, "no chunk is missing")
 	}
-	require.Eventually(t, func() bool { return a.metrics != nil && spoolEmpty(a) }, 10*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return a.metrics != nil && spoolEmpty(a) }, agenttest.Patience, 100*time.Millisecond)
 
 	// A new process delivers what the old one left.
 	second := cp.RunTask(domain.TaskBackup, a.creds.AgentID, policy, "", domain.TaskParams{})
-	cp.WaitTask(second.ID, 30*time.Second, domain.TaskRunning)
+	cp.WaitTask(second.ID, agenttest.TaskTimeout, domain.TaskRunning)
 	cp.StopAPI()
-	require.Eventually(t, func() bool { return spooledResult(a, second.ID) }, time.Minute, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return spooledResult(a, second.ID) }, agenttest.TaskTimeout, 100*time.Millisecond)
 	require.NoError(t, a.stop(), "the agent stops although its result is not delivered")
 	assert.True(t, spooledResult(a, second.ID), "the result outlives the process")
 	cp.StartAPI()
 	a.start()
-	got = cp.WaitTask(second.ID, time.Minute, domain.TaskSucceeded, domain.TaskFailed)
+	got = cp.WaitTask(second.ID, agenttest.TaskTimeout, domain.TaskSucceeded, domain.TaskFailed)
 	require.Equal(t, domain.TaskSucceeded, got.Status, got.Error)
 	runs = cp.Runs(a.creds.AgentID, second.ID)
 	require.Len(t, runs, 1, "the backup did not run again")
 	assert.Equal(t, domain.TaskSucceeded, runs[0].Status)
-	require.Eventually(t, func() bool { return spoolEmpty(a) }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return spoolEmpty(a) }, agenttest.Patience, 100*time.Millisecond)
 	// The message came back after the restart and was dropped, not run: the task had finished.
-	require.Eventually(t, func() bool { return queueEmpty(t, cp, a.creds.AgentID) }, 20*time.Second, 500*time.Millisecond)
+	require.Eventually(t, func() bool { return cp.QueueEmpty(a.creds.AgentID) }, agenttest.Patience, 500*time.Millisecond)
 	assert.Len(t, cp.Runs(a.creds.AgentID, second.ID), 1)
 }
 

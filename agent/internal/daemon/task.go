@@ -34,6 +34,9 @@ type task struct {
 	log       *slog.Logger
 	startedAt time.Time
 
+	// messageID is the SQS message the task runs from; receipt is its newest receipt handle.
+	messageID string
+
 	mu       sync.Mutex
 	receipt  string
 	runID    string
@@ -109,14 +112,22 @@ func (d *Daemon) handle(msg queue.Message) {
 		d.reject(msg, err, foreign)
 		return
 	}
-	t := &task{msg: m, receipt: msg.ReceiptHandle, startedAt: d.now(),
+	t := &task{msg: m, messageID: msg.ID, receipt: msg.ReceiptHandle, startedAt: d.now(),
 		log: d.Log.With("task_id", m.TaskID, "task_type", string(m.TaskType), "message_id", msg.ID)}
 	cur, ok := d.claim(t)
-	if !ok {
+	switch {
+	case !ok && cur.messageID == msg.ID:
 		// The message came back while this process works on it (its visibility lapsed): only
 		// the newest receipt handle can extend or delete it.
 		cur.setReceipt(msg.ReceiptHandle)
 		cur.log.Info("task message delivered again while it runs; keeping the newest delivery")
+		return
+	case !ok:
+		// Another message for the task: SQS may hold a message twice, and a task may be sent
+		// again. The task runs from its own message, which stays until the task is done, so the
+		// copy goes; kept, it would never be extended or deleted, and would come back.
+		t.log.Info("another message for a task this process runs; deleting it", "running_message_id", cur.messageID)
+		d.deleteMessage(t)
 		return
 	}
 	defer d.unclaim(t)

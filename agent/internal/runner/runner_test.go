@@ -327,7 +327,7 @@ func TestCancelInterruptsAndLimitsReachRestic(t *testing.T) {
 			}
 		}
 		return false
-	}, 20*time.Second, 20*time.Millisecond)
+	}, time.Minute, 20*time.Millisecond)
 	assert.Contains(t, proc.Args, "--limit-upload=64", "the policy's limit is stricter than the agent's")
 	assert.Contains(t, proc.Args, "--read-concurrency=1")
 	assert.Contains(t, proc.Env, "GOMAXPROCS=2", "a 25% CPU quota of 8 CPUs")
@@ -344,7 +344,7 @@ func TestCancelInterruptsAndLimitsReachRestic(t *testing.T) {
 	case res := <-done:
 		assert.Equal(t, domain.TaskCancelled, res.Status, res.Error)
 		assert.False(t, res.Transient)
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("restic did not stop after the task was cancelled")
 	}
 }
