@@ -24,8 +24,8 @@ test-unit:
 	$(GO) test -short ./...
 
 ## dev: the whole system on this machine: the emulator (unless AWS_ENDPOINT_URL answers), both
-## APIs on 127.0.0.1:8080, the scheduler ticking every minute and one agent backing up a demo
-## folder with restic. State lives in .data/ and survives a restart; make dev-reset clears it.
+## APIs on 127.0.0.1:8080, the scheduler ticking every minute, the notifier reading the bus
+## through a queue, and one agent backing up a demo folder with restic. State lives in .data/ and survives a restart; make dev-reset clears it.
 dev: restic emulator
 	@echo "==> building the agent and the dev stack"
 	@$(AGENT_BUILD) -o $(BIN)/restic-monitor-agent ./agent/cmd/restic-monitor-agent
