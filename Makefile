@@ -24,8 +24,8 @@ test-unit:
 	$(GO) test -short ./...
 
 ## dev: the whole system on this machine: the emulator (unless AWS_ENDPOINT_URL answers), both
-## APIs on 127.0.0.1:8080, the scheduler ticking every minute and one agent backing up a demo
-## folder with restic. State lives in .data/ and survives a restart; make dev-reset clears it.
+## APIs on 127.0.0.1:8080, the scheduler ticking every minute, the notifier reading the bus
+## through a queue, and one agent backing up a demo folder with restic. State lives in .data/ and survives a restart; make dev-reset clears it.
 dev: restic emulator
 	@echo "==> building the agent and the dev stack"
 	@$(AGENT_BUILD) -o $(BIN)/restic-monitor-agent ./agent/cmd/restic-monitor-agent
@@ -62,13 +62,15 @@ lint:
 ## benchmark seeds fleets of 1,000 and 10,000 agents and prints requests per dispatched task and
 ## tick wall time; the overview benchmark prints the requests and latency of one tenant's
 ## overview at 100 and 10,000 agents; the tenant-deletion benchmark prints items removed per
-## second and requests per item; the agent benchmark prints binary sizes, idle RSS and CPU, and
+## second and requests per item; the events benchmark prints the events per second the tick's
+## outbox publisher sends to the bus and its PutEvents requests; the agent benchmark prints binary sizes, idle RSS and CPU, and
 ## the backup wall-time ratio against restic alone (docs/benchmarks.md). It takes minutes and is
 ## never part of make test.
 bench: emulator
 	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/schedbench -fleets 1000,10000 -due 0.1
 	scripts/with-emulator $(GO) run ./internal/fleet/cmd/overviewbench -fleets 100,10000
 	scripts/with-emulator $(GO) test ./internal/fleet/ -run '^$$' -bench DeleteTenant -benchtime 1x
+	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/outboxbench -events 10000
 	agent/bench/run.sh
 
 # ---- deployment (infra/, a CDK app in Go) --------------------------------------------------

@@ -8,9 +8,11 @@ import (
 	"context"
 	"encoding/json"
 
+	"crypto/rand"
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +21,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/internal/devstack"
+	"github.com/restic-monitor/restic-monitor/internal/notify"
+	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
 
@@ -162,11 +170,14 @@ func TestTheRealPath(t *testing.T) {
 	dir := t.TempDir()
 	started := time.Now()
 
-	// The control plane, as make dev runs it, on its own table and stage.
+	// The control plane, as make dev runs it, on its own table and stage, with the notifier
+	// reading the bus through its queue and allowed to reach the test's receiver on 127.0.0.1.
 	table := testenv.UniqueName("rm-e2e-")
+	secretKey := make([]byte, notify.SecretKeyBytes)
+	_, _ = rand.Read(secretKey)
 	stack, err := devstack.Start(ctx, awsCfg, devstack.Options{
 		Addr: "127.0.0.1:0", Table: table, Stage: "e" + testenv.UniqueName("")[:6], HeartbeatInterval: 5 * time.Second,
-		Progress: io.Discard,
+		Progress: io.Discard, Notify: notify.Config{SecretKey: secretKey, AllowPrivate: true},
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = stack.Close() })
@@ -288,6 +299,22 @@ func TestTheRealPath(t *testing.T) {
 		"schedule": map[string]any{"interval": "1h"}, "retention": map[string]any{"keepLast": 1}, "maxRetries": 3,
 	}, &bad))
 	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/policies/"+bad.ID+"/agents", map[string]any{"agentIds": []string{demo.AgentID}}, nil))
+
+	// An operator's webhook for every run outcome of that policy, on a local receiver.
+	hook := newHookReceiver(t)
+	var channel struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/notification-channels", map[string]any{
+		"name": "e2e-hook", "kind": "webhook", "url": hook.URL + "/hook",
+		"rules": map[string]any{
+			"eventTypes": []string{"run.succeeded", "run.partial", "run.failed", "check.failed", "repository.locked"},
+			"policyIds":  []string{bad.ID},
+		},
+	}, &channel))
+	require.NotEmpty(t, channel.Secret, "the signing secret is shown at creation")
+
 	failed := finishedTask(t, c, runTask(t, c, map[string]any{"type": "backup", "agentId": demo.AgentID, "policyId": bad.ID, "params": map[string]any{}}))
 	require.Equal(t, "failed", failed.Status)
 	assert.Equal(t, 1, failed.Attempt, "a wrong password is not retried")
@@ -295,6 +322,67 @@ func TestTheRealPath(t *testing.T) {
 	require.Len(t, badRuns, 1)
 	assert.Equal(t, "failed", badRuns[0].Status)
 	assert.Contains(t, strings.ToLower(badRuns[0].Error), "wrong password")
+
+	// The run's event waits in the outbox for a tick, goes to the bus, through the rule's queue
+	// to the notifier, and from there to the receiver, signed.
+	// (An emulator started without KUMO_PORT set to its own port never delivers to the queue.)
+	waitFor(t, "the run.failed webhook", 2*time.Minute, func() bool {
+		if time.Since(lastTick) > 3*time.Second {
+			require.NoError(t, stack.Tick(ctx, time.Now()))
+			lastTick = time.Now()
+		}
+		return len(hook.received()) > 0
+	})
+	settleNotifications(t, stack)
+	got := hook.received()
+	require.Len(t, got, 1, "exactly one delivery for the failed run")
+	require.NoError(t, notify.Verify(channel.Secret, got[0].signature, got[0].body, time.Now()), "the signature verifies with the secret shown at creation")
+	var delivery struct {
+		ChannelID string `json:"channelId"`
+		EventType string `json:"eventType"`
+		Count     int    `json:"count"`
+		Events    []struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+			Data struct {
+				RunID    string `json:"runId"`
+				PolicyID string `json:"policyId"`
+				AgentID  string `json:"agentId"`
+				Outcome  string `json:"outcome"`
+				ExitCode *int   `json:"exitCode"`
+				Reason   string `json:"reason"`
+				Error    string `json:"error"`
+			} `json:"data"`
+		} `json:"events"`
+	}
+	require.NoError(t, json.Unmarshal(got[0].body, &delivery), "body: %s", got[0].body)
+	assert.Equal(t, channel.ID, delivery.ChannelID)
+	assert.Equal(t, "run.failed", delivery.EventType)
+	require.Equal(t, 1, delivery.Count)
+	require.Len(t, delivery.Events, 1)
+	ev := delivery.Events[0].Data
+	assert.Equal(t, badRuns[0].ID, ev.RunID)
+	assert.Equal(t, bad.ID, ev.PolicyID)
+	assert.Equal(t, demo.AgentID, ev.AgentID)
+	assert.Equal(t, "failed", ev.Outcome)
+	require.NotNil(t, ev.ExitCode, "restic's exit code is in the event")
+	assert.Equal(t, 12, *ev.ExitCode, "restic exits 12 on a wrong password")
+	assert.Equal(t, "wrong_password", ev.Reason)
+	assert.Contains(t, strings.ToLower(ev.Error), "wrong password")
+	var log struct {
+		Items []struct {
+			Status     string   `json:"status"`
+			StatusCode int      `json:"statusCode"`
+			EventType  string   `json:"eventType"`
+			EventIDs   []string `json:"eventIds"`
+		} `json:"items"`
+	}
+	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/notification-channels/"+channel.ID+"/deliveries", nil, &log))
+	require.Len(t, log.Items, 1, "the channel's log has the one delivery")
+	assert.Equal(t, "succeeded", log.Items[0].Status)
+	assert.Equal(t, "run.failed", log.Items[0].EventType)
+	assert.Equal(t, http.StatusNoContent, log.Items[0].StatusCode)
+	assert.Equal(t, []string{delivery.Events[0].ID}, log.Items[0].EventIDs)
 
 	// Stop the agent; after the heartbeat window the scheduler marks it offline.
 	require.NoError(t, agent.Stop(time.Minute))
@@ -305,6 +393,8 @@ func TestTheRealPath(t *testing.T) {
 	require.NoError(t, stack.Tick(ctx, stopped.LastSeenAt.Add(3*5*time.Second+time.Second)))
 	require.NoError(t, c.Do(ctx, http.MethodGet, "/v1/agents/"+demo.AgentID, nil, &agentView))
 	assert.Equal(t, "offline", agentView.Status)
+	settleNotifications(t, stack)
+	assert.Len(t, hook.received(), 1, "nothing more reached the webhook: its rules match only the failed policy's runs")
 	t.Logf("end-to-end path walked in %s", time.Since(started).Round(time.Second))
 }
 
@@ -315,6 +405,68 @@ func policyVersion(t *testing.T, c devstack.Client, id string) int64 {
 	}
 	require.NoError(t, c.Do(context.Background(), http.MethodGet, "/v1/policies/"+id, nil, &p))
 	return p.Version
+}
+
+// hookRequest is one request a webhook receiver got.
+type hookRequest struct {
+	signature string
+	body      []byte
+}
+
+// hookReceiver is a webhook receiver on 127.0.0.1 that keeps every request.
+type hookReceiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []hookRequest
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil || r.Method != http.MethodPost {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.reqs = append(h.reqs, hookRequest{signature: r.Header.Get(notify.SignatureHeader), body: b})
+		h.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hookReceiver) received() []hookRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookRequest(nil), h.reqs...)
+}
+
+// settleNotifications waits until nothing is on its way to a channel: the outbox holds no
+// event, and the notifier's queue no message, visible or being handled (a message is deleted
+// only after the notifier handled it). What a receiver has then is all it will get.
+func settleNotifications(t *testing.T, stack *devstack.Stack) {
+	t.Helper()
+	ctx := context.Background()
+	q := sqs.NewFromConfig(stack.Core.AWS)
+	waitFor(t, "the outbox and the notifier's queue to empty", 2*time.Minute, func() bool {
+		for shard := range resources.DueShards {
+			due, _, err := stack.Core.Store.QueryDue(ctx, shard, time.Now().Add(time.Hour), store.Page{Limit: 100})
+			require.NoError(t, err)
+			for _, d := range due {
+				if d.Outbox != nil {
+					require.NoError(t, stack.Tick(ctx, time.Now()))
+					return false
+				}
+			}
+		}
+		attrs, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(stack.NotifyQueueURL),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+		require.NoError(t, err)
+		return attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)] == "0" &&
+			attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)] == "0"
+	})
 }
 
 // syncWriter lets the agent's two output streams share one buffer.

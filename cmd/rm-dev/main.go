@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/restic-monitor/restic-monitor/internal/devstack"
 	"github.com/restic-monitor/restic-monitor/internal/localaws"
+	"github.com/restic-monitor/restic-monitor/internal/notify"
 )
 
 func main() {
@@ -64,6 +66,11 @@ func run(o options) error {
 	defer logFile.Close()
 	log := slog.New(slog.NewJSONHandler(logFile, nil))
 
+	secretKey, err := ensureSecretKey(filepath.Join(o.data, "dev", "secret-key"))
+	if err != nil {
+		return err
+	}
+
 	fmt.Fprintf(out, "==> using the AWS endpoint at %s\n", localaws.Endpoint())
 	awsCfg, err := localaws.Load(ctx)
 	if err != nil {
@@ -72,6 +79,8 @@ func run(o options) error {
 	stack, err := devstack.Start(ctx, awsCfg, devstack.Options{
 		Addr: o.addr, Table: "restic-monitor-dev", Stage: "dev", TickEvery: time.Minute,
 		HeartbeatInterval: 15 * time.Second, Progress: out, Log: log,
+		// Local receivers listen on 127.0.0.1, which the cloud's address guard refuses.
+		Notify: notify.Config{SecretKey: secretKey, AllowPrivate: true},
 	})
 	if err != nil {
 		return err
@@ -176,6 +185,27 @@ func ensurePassword(path string) error {
 	return os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600)
 }
 
+// ensureSecretKey returns the key sealing channel secrets, made once and kept in path (mode
+// 0600) like the tenant's key, so channels made before a restart still open after it.
+func ensureSecretKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return notify.ParseSecretKey(string(b))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	key := make([]byte, notify.SecretKeyBytes)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
 func printWelcome(w io.Writer, url string, t devstack.Tenant, d devstack.Demo, o options) {
 	fmt.Fprintf(w, `
 restic-monitor is running.
@@ -192,10 +222,18 @@ Try it:
   go run ./cmd/rmctl runs list
   curl -s -H "Authorization: Bearer $RM_API_KEY" %[1]s/v1/overview
 
+Notifications (the notifier reads the bus through a queue; private addresses are allowed here):
+  # any HTTP server on 127.0.0.1:9000 that answers 2xx receives signed webhooks
+  go run ./cmd/rmctl notify channels create local --kind webhook --url http://127.0.0.1:9000/hook \
+      --events run.failed,run.succeeded,task.failed,agent.offline,slot.overdue
+  go run ./cmd/rmctl notify test CHANNEL_ID        # one synthetic agent.offline, delivered now
+  go run ./cmd/rmctl notify deliveries CHANNEL_ID  # the channel's delivery log
+
 Where things live:
-  %[8]s/control-plane.log    the control plane's JSON log
+  %[8]s/control-plane.log    the control plane's JSON log (the notifier's too)
   %[8]s/agent.log            the agent's log
   %[8]s/repos/demo           the restic repository (password in repos/demo.password)
+  %[8]s/dev/secret-key       RM_SECRET_KEY, sealing channel secrets
   %[8]s/emulator             the emulator's state (make dev-reset clears everything)
 
 Ctrl-C stops everything.

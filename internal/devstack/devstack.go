@@ -22,12 +22,16 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/restic-monitor/restic-monitor/internal/app"
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
+	"github.com/restic-monitor/restic-monitor/internal/notify"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
+	"github.com/restic-monitor/restic-monitor/internal/scheduler"
 )
 
 // Options configure a stack.
@@ -44,6 +48,11 @@ type Options struct {
 	Progress io.Writer
 	// Log receives the control plane's JSON logs.
 	Log *slog.Logger
+	// Notify configures notifications. With a secret key, the stack serves the notification
+	// channels and runs the notifier behind a rule on the bus, as the cloud does; without one,
+	// the notification routes answer that they are not configured. An empty PublicURL becomes
+	// the stack's URL.
+	Notify notify.Config
 }
 
 // Stack is a running control plane.
@@ -52,14 +61,18 @@ type Stack struct {
 	// URL is the APIs' base URL.
 	URL  string
 	Tick Ticker
+	// NotifyQueueURL is the queue the bus's rule sends events to for the notifier; empty when
+	// notifications are off.
+	NotifyQueueURL string
 
 	server *http.Server
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
 
-// Start creates the table and the dead-letter queue if needed, serves the APIs and starts the
-// scheduler's ticker.
+// Start creates the table, the dead-letter queue, the event bus and (with notifications on)
+// the notifier's rule and queue if needed, serves the APIs, starts the scheduler's ticker and
+// the notifier's loop.
 func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error) {
 	progress := opts.Progress
 	if progress == nil {
@@ -101,8 +114,18 @@ func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Stack{Core: core, URL: "http://" + ln.Addr().String(), cancel: cancel}
+	deps := core.APIDeps()
+	var loop *notifierLoop
+	if opts.Notify.SecretKey != nil {
+		if loop, err = s.notifications(ctx, opts.Notify, progress); err != nil {
+			ln.Close()
+			cancel()
+			return nil, err
+		}
+		deps.Notify = loop.notifier
+	}
 	s.server = &http.Server{
-		Handler:           httpapi.Authenticate(core.Auth, log, httpapi.NewHandler(core.APIDeps())),
+		Handler:           httpapi.Authenticate(core.Auth, log, httpapi.NewHandler(deps)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	step(progress, "serving the tenant and agent APIs at %s", s.URL)
@@ -113,6 +136,14 @@ func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error)
 			log.Error("API server stopped", "error", err)
 		}
 	}()
+	if loop != nil {
+		step(progress, "delivering notifications from %s", core.Config.Names().NotifierQueueName())
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			loop.run(runCtx)
+		}()
+	}
 	s.Tick = schedulerTicker(core)
 	if opts.TickEvery > 0 {
 		step(progress, "ticking the scheduler every %s", opts.TickEvery)
@@ -123,6 +154,36 @@ func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error)
 		}()
 	}
 	return s, nil
+}
+
+// notifications creates the bus's rule for the notifier and its queue, and builds the
+// notifier as its Lambda does.
+func (s *Stack) notifications(ctx context.Context, nc notify.Config, progress io.Writer) (*notifierLoop, error) {
+	core := s.Core
+	if nc.PublicURL == "" {
+		nc.PublicURL = s.URL
+	}
+	n, err := core.Notifier(nc)
+	if err != nil {
+		return nil, err
+	}
+	names := core.Config.Names()
+	step(progress, "creating the notifier's rule on %s and its queue %s", core.Config.EventBus, names.NotifierQueueName())
+	q := sqs.NewFromConfig(core.AWS)
+	url, err := resources.EnsureNotifierRule(ctx, core.Events, q, resources.NotifierRule{
+		Bus: core.Config.EventBus, Rule: names.NotifierRuleName(), Queue: names.NotifierQueueName(), Source: scheduler.EventSource,
+	})
+	if err != nil {
+		return nil, err
+	}
+	attrs, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		return nil, fmt.Errorf("read queue %s: %w", names.NotifierQueueName(), err)
+	}
+	s.NotifyQueueURL = url
+	return &notifierLoop{sqs: q, queueURL: url, queueARN: attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)],
+		region: core.AWS.Region, notifier: n, log: core.Log}, nil
 }
 
 // tickEvery ticks at once and then on every interval, as EventBridge's rate rule would.
@@ -141,7 +202,7 @@ func (s *Stack) tickEvery(ctx context.Context, every time.Duration, log *slog.Lo
 	}
 }
 
-// Close stops the ticker and the API server, letting requests in flight finish.
+// Close stops the ticker, the notifier's loop and the API server, letting requests in flight finish.
 func (s *Stack) Close() error {
 	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
