@@ -415,9 +415,9 @@ func (s *Stack) newNotifierQueues() {
 			timeout = spec.timeoutSecs
 		}
 	}
-	s.NotifierDLQ = newDeadLetterQueue(s.Stack, "NotifierDeadLetters", s.Config.baseName()+"-notifier-dlq")
+	s.NotifierDLQ = newDeadLetterQueue(s.Stack, "NotifierDeadLetters", s.Config.Names().NotifierDeadLetterQueueName())
 	s.NotifierQueue = awssqs.NewQueue(s.Stack, jsii.String("NotifierQueue"), &awssqs.QueueProps{
-		QueueName:         jsii.String(s.Config.baseName() + "-notifier"),
+		QueueName:         jsii.String(s.Config.Names().NotifierQueueName()),
 		VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(6 * timeout)),
 		Encryption:        awssqs.QueueEncryption_SQS_MANAGED,
 		EnforceSSL:        jsii.Bool(true),
@@ -431,6 +431,7 @@ func (s *Stack) newNotifierQueues() {
 // partial batch failures.
 func (s *Stack) newNotifications() {
 	s.NotifierRule = awsevents.NewRule(s.Stack, jsii.String("NotifierEvents"), &awsevents.RuleProps{
+		RuleName:     jsii.String(s.Config.Names().NotifierRuleName()),
 		Description:  jsii.String("restic-monitor domain events to the notifier (" + s.Config.baseName() + ")"),
 		EventBus:     s.EventBus,
 		EventPattern: &awsevents.EventPattern{Source: jsii.Strings(resources.EventSource)},

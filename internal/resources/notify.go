@@ -15,11 +15,14 @@ import (
 // NotifierQueueName names the queue the notifier rule sends the bus's events to and the
 // notifier reads in batches, so the events of one tick reach a channel together. It lies
 // outside QueuePrefix, like the dead-letter queue, so no agent can read it.
-func (n Names) NotifierQueueName() string { return n.base() + "-notify" }
+func (n Names) NotifierQueueName() string { return n.base() + "-notifier" }
 
 // NotifierRuleName names the rule on the deployment's bus that sends every restic-monitor
 // event to the notifier's queue.
-func (n Names) NotifierRuleName() string { return n.base() + "-notify" }
+func (n Names) NotifierRuleName() string { return n.base() + "-notifier" }
+
+// NotifierDeadLetterQueueName names the queue that keeps what the notifier failed on.
+func (n Names) NotifierDeadLetterQueueName() string { return n.base() + "-notifier-dlq" }
 
 // NotifierVisibilityTimeoutSeconds hides a batch the notifier received for longer than it can
 // take: every delivery's attempts with their backoff (under a minute) for each of its channels.
