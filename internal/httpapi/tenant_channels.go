@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -59,6 +60,30 @@ func (h channelHandlers) notifier() (*notify.Notifier, error) {
 			Message: "notifications are not configured for this deployment (RM_SECRET_KEY)"}
 	}
 	return h.d.Notify, nil
+}
+
+// canMail refuses new email recipients, before anything is stored, on a deployment that sends
+// no email.
+func canMail(n *notify.Notifier, addresses []string) error {
+	if len(addresses) == 0 || n.Mailer != nil {
+		return nil
+	}
+	return &domain.ValidationError{Fields: []domain.FieldError{{Field: "emails",
+		Reason: "this deployment sends no email: it has no sender address (RM_NOTIFY_FROM)"}}}
+}
+
+// sendConfirmations mails each new address its confirmation link. The channel is stored by
+// then; a mail that could not be sent leaves its address unconfirmed, which the answer says.
+func sendConfirmations(r *http.Request, n *notify.Notifier, c domain.Channel, addresses []string) error {
+	if len(addresses) == 0 {
+		return nil
+	}
+	if err := n.SendConfirmations(r.Context(), c, addresses); err != nil {
+		// The cause is logged with the answer's status; the caller sees what it can act on.
+		return fmt.Errorf("%w: %w", &Error{Status: http.StatusBadGateway, Code: CodeUnavailable,
+			Message: "channel " + c.ID + " is stored, but its confirmation email could not be sent; its addresses stay unconfirmed until they are removed and added again"}, err)
+	}
+	return nil
 }
 
 // checkChannel validates a channel with what only the API sees: a Slack channel's URL.
@@ -136,11 +161,14 @@ func (h channelHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := canMail(n, unconfirmed(c.Emails)); err != nil {
+		return err
+	}
 	c, err = h.d.Store.CreateChannel(r.Context(), tenantOf(r), c, sealed)
 	if err != nil {
 		return err
 	}
-	if err := n.SendConfirmations(r.Context(), c, unconfirmed(c.Emails)); err != nil {
+	if err := sendConfirmations(r, n, c, unconfirmed(c.Emails)); err != nil {
 		return err
 	}
 	writeCreated(w, channelsPath+"/"+c.ID, channelWithSecret{Channel: c, Secret: secret})
@@ -206,24 +234,27 @@ func (h channelHandlers) patch(w http.ResponseWriter, r *http.Request) error {
 		}
 		sealed, next.SlackHint = &s, domain.SlackHint(p.SlackURL)
 	}
-	c, err := h.d.Store.UpdateChannel(r.Context(), tenantOf(r), next, sealed)
-	if err != nil {
-		return err
-	}
 	var added []string
-	for _, e := range unconfirmed(c.Emails) {
+	for _, e := range unconfirmed(next.Emails) {
 		if !slices.ContainsFunc(stored.Emails, func(s domain.EmailRecipient) bool { return strings.EqualFold(s.Address, e) }) {
 			added = append(added, e)
 		}
 	}
+	var n *notify.Notifier
 	if len(added) > 0 {
-		n, err := h.notifier()
-		if err != nil {
+		if n, err = h.notifier(); err != nil {
 			return err
 		}
-		if err := n.SendConfirmations(r.Context(), c, added); err != nil {
+		if err := canMail(n, added); err != nil {
 			return err
 		}
+	}
+	c, err := h.d.Store.UpdateChannel(r.Context(), tenantOf(r), next, sealed)
+	if err != nil {
+		return err
+	}
+	if err := sendConfirmations(r, n, c, added); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, c)
 	return nil

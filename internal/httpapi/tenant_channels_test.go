@@ -260,3 +260,27 @@ func (w *tenantWorld) channel(name string) createdChannel {
 	res.JSON(w.h.t, &c)
 	return c
 }
+
+func TestAnEmailChannelOnADeploymentThatSendsNoMailIsRefusedBeforeItIsStored(t *testing.T) {
+	h := newHarness(t)
+	w := newTenantWorld(h, "acme")
+	mailer := h.deps.Notify.Mailer
+	h.deps.Notify.Mailer = nil
+	res := h.call(http.MethodPost, "/v1/notification-channels", w.operator, map[string]any{
+		"name": "oncall", "kind": "email", "emails": []string{"ops@example.com"}, "rules": map[string]any{"eventTypes": []string{"agent.offline"}}})
+	assert.Equal(t, http.StatusUnprocessableEntity, res.Status, res.Body)
+	assert.Contains(t, res.Body, `"field":"emails"`)
+	res = h.call(http.MethodGet, "/v1/notification-channels", w.viewer, nil)
+	assert.JSONEq(t, `{"items":[]}`, res.Body, "nothing was stored")
+
+	// With a sender whose mail service is down, the channel is stored and the answer says the
+	// confirmation did not go out.
+	h.deps.Notify.Mailer = mailer
+	h.ses.Close()
+	res = h.call(http.MethodPost, "/v1/notification-channels", w.operator, map[string]any{
+		"name": "oncall", "kind": "email", "emails": []string{"ops@example.com"}, "rules": map[string]any{"eventTypes": []string{"agent.offline"}}})
+	assert.Equal(t, http.StatusBadGateway, res.Status, res.Body)
+	assert.Contains(t, res.Body, "confirmation email could not be sent")
+	res = h.call(http.MethodGet, "/v1/notification-channels", w.viewer, nil)
+	assert.Contains(t, res.Body, `"name":"oncall"`)
+}
