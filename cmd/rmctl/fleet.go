@@ -138,13 +138,9 @@ func (a *app) tokensCmd() *cobra.Command {
 				body["expiresIn"] = expiresIn
 			}
 			if len(labels) > 0 {
-				m := map[string]string{}
-				for _, l := range labels {
-					k, v, ok := strings.Cut(l, "=")
-					if !ok {
-						return fmt.Errorf("--label %q: want key=value", l)
-					}
-					m[k] = v
+				m, err := parseLabels(labels)
+				if err != nil {
+					return err
 				}
 				body["labels"] = m
 			}
@@ -236,3 +232,16 @@ func (a *app) overviewCmd() *cobra.Command {
 var overviewColumns = cols("AGENTS", "agents.total", "ONLINE", "agents.online", "OFFLINE", "agents.offline",
 	"BACKING OFF", "agents.backingOff", "SUCCEEDED 24H", "runs.succeeded", "FAILED 24H", "runs.failed", "RUNNING", "runs.running",
 	"OVERDUE", "overdueSlots")
+
+// parseLabels reads --label flags of the form key=value.
+func parseLabels(labels []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, fmt.Errorf("--label %q: want key=value", l)
+		}
+		m[k] = v
+	}
+	return m, nil
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -51,13 +50,9 @@ Each email address is sent a confirmation link and receives nothing until it is 
 				rules["policyIds"] = policies
 			}
 			if len(labels) > 0 {
-				m := map[string]string{}
-				for _, l := range labels {
-					k, v, ok := strings.Cut(l, "=")
-					if !ok {
-						return fmt.Errorf("--label %q: want key=value", l)
-					}
-					m[k] = v
+				m, err := parseLabels(labels)
+				if err != nil {
+					return err
 				}
 				rules["agentLabels"] = m
 			}
