@@ -2,7 +2,9 @@
 // queue may hold a message twice (an SDK retry of a send whose answer was lost) or deliver one
 // again after it was deleted, so a test asserts that every task it expects arrives and nothing
 // else does, never how many copies arrive. Exactly once is what the store and the API
-// guarantee, and tests assert it there. It is imported only by tests.
+// guarantee, and tests assert it there. A receive whose answer was lost hides what it received
+// until its visibility lapses, so an empty answer right after one proves nothing. It is
+// imported only by tests.
 package queuetest
 
 import (
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/stretchr/testify/require"
@@ -19,20 +23,27 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/queue"
 )
 
-// emptyWait is how long a receive waits before a queue counts as empty. A long poll asks every
-// SQS server, where a short one may miss messages that are there.
-const emptyWait = time.Second
+const (
+	// emptyWait is how long a receive waits before a queue counts as empty. A long poll asks
+	// every SQS server, where a short one may miss messages that are there.
+	emptyWait = time.Second
+	// lostHide is how long a received message stays hidden when the answer that carried it is
+	// lost: the SDK then sends the receive again, and the retry does not see the message until
+	// this has passed.
+	lostHide = 3 * time.Second
+)
 
 // Inbox is one queue read by a test: each Take receives and deletes what waits there.
 type Inbox struct {
-	t     testing.TB
-	c     *queue.Consumer
-	taken map[string]bool // bodies already returned
+	t      testing.TB
+	client *sqs.Client
+	url    string
+	taken  map[string]bool // bodies already returned
 }
 
 // NewInbox reads the queue at queueURL with client.
 func NewInbox(t testing.TB, client *sqs.Client, queueURL string) *Inbox {
-	return &Inbox{t: t, c: queue.NewConsumer(client, queueURL), taken: map[string]bool{}}
+	return &Inbox{t: t, client: client, url: queueURL, taken: map[string]bool{}}
 }
 
 // Take receives every message waiting in the queue, deletes it, and returns the task messages
@@ -43,20 +54,33 @@ func (in *Inbox) Take() []events.TaskMessage {
 	in.t.Helper()
 	ctx := context.Background()
 	var out []events.TaskMessage
+	// The queue is empty once a receive finds nothing and no message can be hidden by a receive
+	// whose answer was lost.
+	var hiddenUntil time.Time
 	for {
-		msgs, err := in.c.Receive(ctx, queue.MaxReceiveMessages, emptyWait)
-		require.NoError(in.t, err)
-		if len(msgs) == 0 {
+		res, err := in.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:            aws.String(in.url),
+			MaxNumberOfMessages: queue.MaxReceiveMessages,
+			WaitTimeSeconds:     int32(emptyWait / time.Second),
+			VisibilityTimeout:   int32(lostHide / time.Second),
+		})
+		require.NoError(in.t, err, "receive from %s", in.url)
+		if attempts, ok := retry.GetAttemptResults(res.ResultMetadata); ok && len(attempts.Results) > 1 {
+			hiddenUntil = time.Now().Add(lostHide)
+		}
+		if len(res.Messages) == 0 && time.Now().After(hiddenUntil) {
 			return out
 		}
-		for _, m := range msgs {
-			require.NoError(in.t, in.c.Delete(ctx, m.ReceiptHandle))
-			if in.taken[m.Body] {
+		for _, m := range res.Messages {
+			_, err := in.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(in.url), ReceiptHandle: m.ReceiptHandle})
+			require.NoError(in.t, err, "delete from %s", in.url)
+			body := aws.ToString(m.Body)
+			if in.taken[body] {
 				continue
 			}
-			in.taken[m.Body] = true
-			tm, err := events.DecodeTask([]byte(m.Body))
-			require.NoError(in.t, err, "message %s: %s", m.ID, m.Body)
+			in.taken[body] = true
+			tm, err := events.DecodeTask([]byte(body))
+			require.NoError(in.t, err, "message %s: %s", aws.ToString(m.MessageId), body)
 			out = append(out, tm)
 		}
 	}

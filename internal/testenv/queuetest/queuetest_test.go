@@ -2,6 +2,10 @@ package queuetest_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,4 +91,38 @@ func TestSendBatchesTwiceDuplicatesAndTheInboxAbsorbsIt(t *testing.T) {
 	_, err = queue.New(plain, resources.Names{}).SendBatch(t.Context(), url, msgs[:1])
 	require.NoError(t, err)
 	assert.Empty(t, in.Take())
+}
+
+// loseFirstReceiveAnswer is an HTTP client that drops the connection after SQS answered the
+// first ReceiveMessage, as a network can: the SDK sends the receive again.
+type loseFirstReceiveAnswer struct {
+	lost atomic.Bool
+}
+
+func (l *loseFirstReceiveAnswer) Do(r *http.Request) (*http.Response, error) {
+	receive := r.Header.Get("X-Amz-Target") == "AmazonSQS.ReceiveMessage"
+	res, err := http.DefaultClient.Do(r)
+	if err != nil || !receive || !l.lost.CompareAndSwap(false, true) {
+		return res, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	return nil, errors.New("read tcp: connection reset by peer")
+}
+
+// A receive whose answer was lost hides what it received; the Inbox waits for it to come back
+// rather than take the queue for empty.
+func TestTheInboxFindsWhatALostAnswerHid(t *testing.T) {
+	t.Parallel()
+	cfg := testenv.AWS(t)
+	plain := sqs.NewFromConfig(cfg)
+	url := agentQueue(t, plain)
+	msgs, ids := taskBodies(t, 2)
+	_, err := queue.New(plain, resources.Names{}).SendBatch(t.Context(), url, msgs)
+	require.NoError(t, err)
+
+	lossy := &loseFirstReceiveAnswer{}
+	in := queuetest.NewInbox(t, sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.HTTPClient = lossy }), url)
+	in.RequireTasks(ids...)
+	assert.True(t, lossy.lost.Load(), "the first answer was lost")
 }
