@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -117,24 +115,7 @@ func (d *deletion) tenant(id string, runs int) []string {
 // mentioning lists the keys of the items with a string attribute that contains s.
 func (d *deletion) mentioning(s string) []string {
 	d.t.Helper()
-	in := &dynamodb.ScanInput{TableName: aws.String(d.table), ConsistentRead: aws.Bool(true)}
-	var out []string
-	for {
-		page, err := d.db.Scan(d.ctx, in)
-		require.NoError(d.t, err)
-		for _, item := range page.Items {
-			for _, v := range item {
-				if sv, ok := v.(*types.AttributeValueMemberS); ok && strings.Contains(sv.Value, s) {
-					out = append(out, item["PK"].(*types.AttributeValueMemberS).Value+" | "+item["SK"].(*types.AttributeValueMemberS).Value)
-					break
-				}
-			}
-		}
-		if page.LastEvaluatedKey == nil {
-			return out
-		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
-	}
+	return testenv.KeysMentioning(d.ctx, d.t, d.db, d.table, s)
 }
 
 // failing is an HTTP transport that lets the first limit requests of one DynamoDB operation

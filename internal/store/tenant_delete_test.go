@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -16,30 +13,14 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
 	"github.com/restic-monitor/restic-monitor/internal/store"
+	"github.com/restic-monitor/restic-monitor/internal/testenv"
 )
 
 // keysMentioning lists "PK | SK" of every item of the table with a string attribute that
 // contains s.
 func (f *fixture) keysMentioning(s string) []string {
 	f.t.Helper()
-	in := &dynamodb.ScanInput{TableName: aws.String(f.st.Table()), ConsistentRead: aws.Bool(true)}
-	var out []string
-	for {
-		page, err := f.db.Scan(f.ctx, in)
-		require.NoError(f.t, err)
-		for _, item := range page.Items {
-			for _, v := range item {
-				if sv, ok := v.(*types.AttributeValueMemberS); ok && strings.Contains(sv.Value, s) {
-					out = append(out, item["PK"].(*types.AttributeValueMemberS).Value+" | "+item["SK"].(*types.AttributeValueMemberS).Value)
-					break
-				}
-			}
-		}
-		if page.LastEvaluatedKey == nil {
-			return out
-		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
-	}
+	return testenv.KeysMentioning(f.ctx, f.t, f.db, f.st.Table(), s)
 }
 
 func TestABegunTenantDeletionIsKeptOnTheTenantAndListed(t *testing.T) {
