@@ -46,6 +46,9 @@ type Config struct {
 	LogRetention time.Duration
 	// HeartbeatInterval is how often agents report (RM_HEARTBEAT_SECONDS, default 60).
 	HeartbeatInterval time.Duration
+	// AuditRetention is how long audit entries are kept (RM_AUDIT_RETENTION in days, "365" or
+	// "365d"; default 365).
+	AuditRetention time.Duration
 	// EventBus is the custom EventBridge bus the scheduler publishes domain events to
 	// (RM_EVENT_BUS, default Names().EventBusName(), the bus the stack creates).
 	EventBus string
@@ -63,6 +66,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		EventBus:          getenv("RM_EVENT_BUS"),
 		LogRetention:      30 * 24 * time.Hour,
 		HeartbeatInterval: time.Minute,
+		AuditRetention:    store.DefaultAuditRetention,
 	}
 	if c.Table == "" {
 		problems = append(problems, "RM_TABLE is required")
@@ -86,6 +90,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			problems = append(problems, "RM_HEARTBEAT_SECONDS must be 5–3600")
 		}
 		c.HeartbeatInterval = time.Duration(s) * time.Second
+	}
+	if v := getenv("RM_AUDIT_RETENTION"); v != "" {
+		days, err := strconv.Atoi(strings.TrimSuffix(v, "d"))
+		if err != nil || days < 1 || days > 3650 {
+			problems = append(problems, "RM_AUDIT_RETENTION must be a number of days, 1–3650 (such as 365 or 365d)")
+		}
+		c.AuditRetention = time.Duration(days) * 24 * time.Hour
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		problems = append(problems, "LOG_LEVEL must be debug, info, warn or error")
@@ -131,6 +142,7 @@ type Core struct {
 func NewCore(c Config, awsCfg aws.Config, log *slog.Logger) *Core {
 	now := time.Now
 	st := store.New(dynamodb.NewFromConfig(awsCfg), c.Table)
+	st.AuditRetention = c.AuditRetention
 	qm := queue.New(sqs.NewFromConfig(awsCfg), c.Names())
 	return &Core{
 		Config: c, AWS: awsCfg, Log: log, Store: st, Queues: qm, Now: now, Events: eventbridge.NewFromConfig(awsCfg),

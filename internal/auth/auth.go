@@ -39,6 +39,8 @@ type Principal struct {
 	Kind     Kind        `json:"kind"`
 	ID       string      `json:"id"` // API key ID or agent ID
 	Role     domain.Role `json:"role,omitempty"`
+	// Name is an API key's name, for the audit log.
+	Name string `json:"name,omitempty"`
 }
 
 // Credential prefixes.
@@ -129,7 +131,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (Princi
 		}
 		// Recording last use must not fail the request.
 		_ = a.Store.TouchAPIKey(ctx, id, a.now())
-		return Principal{TenantID: k.TenantID, Kind: KindAPIKey, ID: k.ID, Role: k.Role}, nil
+		return Principal{TenantID: k.TenantID, Kind: KindAPIKey, ID: k.ID, Role: k.Role, Name: k.Name}, nil
 	case PrefixAgent:
 		c, err := a.Store.LookupAgentCredential(ctx, id)
 		if errors.Is(err, domain.ErrNotFound) {
@@ -174,18 +176,19 @@ const (
 	ContextKind   = "principalType"
 	ContextID     = "principalId"
 	ContextRole   = "role"
+	ContextName   = "principalName"
 )
 
 // Context returns the authorizer context that carries p.
 func (p Principal) Context() map[string]any {
-	return map[string]any{ContextTenant: p.TenantID, ContextKind: string(p.Kind), ContextID: p.ID, ContextRole: string(p.Role)}
+	return map[string]any{ContextTenant: p.TenantID, ContextKind: string(p.Kind), ContextID: p.ID, ContextRole: string(p.Role), ContextName: p.Name}
 }
 
 // FromContext rebuilds a principal from an authorizer context, refusing an incomplete or
 // malformed one: the API Lambdas do not trust that an authorizer ran.
 func FromContext(m map[string]any) (Principal, bool) {
 	get := func(k string) string { v, _ := m[k].(string); return v }
-	p := Principal{TenantID: get(ContextTenant), Kind: Kind(get(ContextKind)), ID: get(ContextID), Role: domain.Role(get(ContextRole))}
+	p := Principal{TenantID: get(ContextTenant), Kind: Kind(get(ContextKind)), ID: get(ContextID), Role: domain.Role(get(ContextRole)), Name: get(ContextName)}
 	if !domain.ValidTenantID(p.TenantID) || !domain.ValidID(p.ID) {
 		return Principal{}, false
 	}

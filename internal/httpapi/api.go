@@ -71,21 +71,21 @@ func (d Deps) now() time.Time { return d.Now().UTC() }
 // NewTenantHandler serves the tenant API (/v1/...), for operators' API keys.
 func NewTenantHandler(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	mount(mux, d.Log, append(TenantRoutes(d), PublicRoutes(d)...))
+	mount(mux, d, append(TenantRoutes(d), PublicRoutes(d)...))
 	return mux
 }
 
 // NewAgentHandler serves the agent API (/v1/agent/...).
 func NewAgentHandler(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	mount(mux, d.Log, AgentRoutes(d))
+	mount(mux, d, AgentRoutes(d))
 	return mux
 }
 
 // NewHandler serves both APIs on one mux, as the local stack does.
 func NewHandler(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	mount(mux, d.Log, slices.Concat(TenantRoutes(d), PublicRoutes(d), AgentRoutes(d)))
+	mount(mux, d, slices.Concat(TenantRoutes(d), PublicRoutes(d), AgentRoutes(d)))
 	return mux
 }
 

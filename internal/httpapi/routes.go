@@ -5,7 +5,6 @@
 package httpapi
 
 import (
-	"log/slog"
 	"net/http"
 
 	"github.com/restic-monitor/restic-monitor/internal/auth"
@@ -39,16 +38,29 @@ type Route struct {
 }
 
 // mount registers routes on mux, each behind its access check and the error mapping.
-func mount(mux *http.ServeMux, log *slog.Logger, routes []Route) {
+// A route that changes something gets its request's pending audit entry (audit.go).
+func mount(mux *http.ServeMux, d Deps, routes []Route) {
+	log := d.Log
 	for _, rt := range routes {
+		target, isAudited := audited(rt)
 		mux.HandleFunc(rt.Method+" "+rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := allow(r, rt.Access); err != nil {
 				writeError(r.Context(), w, log, err)
 				return
 			}
-			if err := rt.handle(w, r); err != nil {
-				writeError(r.Context(), w, log, err)
+			if !isAudited {
+				if err := rt.handle(w, r); err != nil {
+					writeError(r.Context(), w, log, err)
+				}
+				return
 			}
+			r, pa := startAudit(d, r, rt, target)
+			w.Header().Set("X-Request-Id", pa.Entry().RequestID)
+			rec := &statusRecorder{ResponseWriter: w}
+			if err := rt.handle(rec, r); err != nil {
+				writeError(r.Context(), rec, log, err)
+			}
+			finishAudit(d, r, pa, rec.status)
 		})
 	}
 	// Anything else under /v1 is a JSON 404 or 405, like every other answer.

@@ -81,6 +81,7 @@ func (h agentHandlers) patch(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeMergePatch(r, agentPatch{Labels: a.Labels, Limits: a.Limits, Version: a.Version}, &change); err != nil {
 		return err
 	}
+	recordChange(r, "", agentPatch{Labels: a.Labels, Limits: a.Limits}, agentPatch{Labels: change.Labels, Limits: change.Limits})
 	updated, err := h.fleet.UpdateAgent(r.Context(), tenantOf(r), id, fleet.AgentChange{Labels: change.Labels, Limits: change.Limits, Version: change.Version})
 	if err != nil {
 		return err
@@ -93,6 +94,9 @@ func (h agentHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "agentId")
 	if err != nil {
 		return err
+	}
+	if a, err := h.d.Store.GetAgent(r.Context(), tenantOf(r), id); err == nil {
+		recordChange(r, "", a, nil)
 	}
 	if err := h.fleet.DeleteAgent(r.Context(), tenantOf(r), id); err != nil {
 		return err

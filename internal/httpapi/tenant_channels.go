@@ -164,6 +164,7 @@ func (h channelHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if err := canMail(n, unconfirmed(c.Emails)); err != nil {
 		return err
 	}
+	recordChange(r, c.ID, nil, c)
 	c, err = h.d.Store.CreateChannel(r.Context(), tenantOf(r), c, sealed)
 	if err != nil {
 		return err
@@ -249,6 +250,7 @@ func (h channelHandlers) patch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	recordChange(r, "", stored, next)
 	c, err := h.d.Store.UpdateChannel(r.Context(), tenantOf(r), next, sealed)
 	if err != nil {
 		return err
@@ -264,6 +266,9 @@ func (h channelHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "channelId")
 	if err != nil {
 		return err
+	}
+	if stored, err := h.d.Store.GetChannel(r.Context(), tenantOf(r), id); err == nil {
+		recordChange(r, "", stored, nil)
 	}
 	if err := h.d.Store.DeleteChannel(r.Context(), tenantOf(r), id); err != nil {
 		return err
@@ -295,7 +300,9 @@ func (h channelHandlers) rotateSecret(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	now := h.d.now()
+	before := stored
 	stored.SecretRotatedAt = &now
+	recordChange(r, "", before, stored)
 	c, err := h.d.Store.UpdateChannel(r.Context(), tenantOf(r), stored, &sealed)
 	if err != nil {
 		return err

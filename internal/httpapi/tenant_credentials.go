@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/fleet"
@@ -34,6 +35,7 @@ func (h credentialHandlers) createEnrollmentToken(w http.ResponseWriter, r *http
 	if err := decode(r, &b); err != nil {
 		return err
 	}
+	recordChange(r, "", nil, b)
 	t, token, err := h.fleet.CreateEnrollmentToken(r.Context(), tenantOf(r), fleet.EnrollmentRequest{
 		Description: b.Description, Labels: b.Labels, MaxUses: b.MaxUses, ExpiresIn: b.ExpiresIn,
 	})
@@ -53,11 +55,18 @@ func (h credentialHandlers) revokeEnrollmentToken(w http.ResponseWriter, r *http
 	if err != nil {
 		return err
 	}
-	if err := h.d.Store.RevokeEnrollmentToken(r.Context(), tenantOf(r), id, h.d.now()); err != nil {
+	now := h.d.now()
+	recordChange(r, "", revocation{}, revocation{RevokedAt: &now})
+	if err := h.d.Store.RevokeEnrollmentToken(r.Context(), tenantOf(r), id, now); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// revocation is what revoking a credential changes, for the audit log.
+type revocation struct {
+	RevokedAt *time.Time `json:"revokedAt,omitempty"`
 }
 
 // apiKeyBody asks for an API key.
@@ -77,6 +86,7 @@ func (h credentialHandlers) createAPIKey(w http.ResponseWriter, r *http.Request)
 	if err := decode(r, &b); err != nil {
 		return err
 	}
+	recordChange(r, "", nil, b)
 	k, key, err := h.fleet.CreateAPIKey(r.Context(), tenantOf(r), b.Name, b.Role)
 	if err != nil {
 		return err
@@ -94,7 +104,9 @@ func (h credentialHandlers) revokeAPIKey(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	if err := h.d.Store.RevokeAPIKey(r.Context(), tenantOf(r), id, h.d.now()); err != nil {
+	now := h.d.now()
+	recordChange(r, "", revocation{}, revocation{RevokedAt: &now})
+	if err := h.d.Store.RevokeAPIKey(r.Context(), tenantOf(r), id, now); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

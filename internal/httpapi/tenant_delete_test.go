@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -213,7 +214,10 @@ func TestDeletingATenantLeavesNothingOfItAndNothingElseChanges(t *testing.T) {
 	statusIs(t, 202, res, "delete again")
 	var again deletionBody
 	res.JSON(t, &again)
-	assert.Equal(t, first.Removed, again.Removed)
+	// Only the audit entry of the repeated request itself is new, and it goes with the rest.
+	want := maps.Clone(first.Removed)
+	want["auditEntries"]++
+	assert.Equal(t, want, again.Removed)
 
 	h.clock = first.EarliestFinish.Add(time.Second)
 	res = h.call("DELETE", "/v1/tenant?confirm=acme", w.admin, nil)

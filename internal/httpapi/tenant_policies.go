@@ -79,7 +79,9 @@ func (h policyHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if b.Version != nil {
 		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "version", Reason: "a new policy has no version; replace an existing one with PUT /v1/policies/{policyId}"}}}
 	}
-	p, err := h.fleet.CreatePolicy(r.Context(), tenantOf(r), b.policy(domain.NewID(h.d.now())))
+	next := b.policy(domain.NewID(h.d.now()))
+	recordChange(r, next.ID, nil, next)
+	p, err := h.fleet.CreatePolicy(r.Context(), tenantOf(r), next)
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,11 @@ func (h policyHandlers) replace(w http.ResponseWriter, r *http.Request) error {
 	if b.Version == nil {
 		return versionRequired
 	}
-	return h.update(w, r, b.policy(id))
+	current, err := h.d.Store.GetPolicy(r.Context(), tenantOf(r), id)
+	if err != nil {
+		return err
+	}
+	return h.update(w, r, current, b.policy(id))
 }
 
 func (h policyHandlers) patch(w http.ResponseWriter, r *http.Request) error {
@@ -139,10 +145,14 @@ func (h policyHandlers) patch(w http.ResponseWriter, r *http.Request) error {
 	if b.Version == nil {
 		return versionRequired
 	}
-	return h.update(w, r, b.policy(id))
+	return h.update(w, r, current, b.policy(id))
 }
 
-func (h policyHandlers) update(w http.ResponseWriter, r *http.Request, p domain.Policy) error {
+func (h policyHandlers) update(w http.ResponseWriter, r *http.Request, current, p domain.Policy) error {
+	// The audit log compares what the client writes, so fields the store keeps are left as read.
+	next := p
+	next.CreatedAt, next.TenantID = current.CreatedAt, current.TenantID
+	recordChange(r, "", current, next)
 	updated, err := h.fleet.UpdatePolicy(r.Context(), tenantOf(r), p)
 	if err != nil {
 		return err
@@ -163,6 +173,9 @@ func (h policyHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 	force, err := q.bool("force")
 	if err != nil {
 		return err
+	}
+	if current, err := h.d.Store.GetPolicy(r.Context(), tenantOf(r), id); err == nil {
+		recordChange(r, "", current, nil)
 	}
 	if err := h.fleet.DeletePolicy(r.Context(), tenantOf(r), id, force); err != nil {
 		return err
@@ -185,6 +198,7 @@ func (h policyHandlers) assign(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &b); err != nil {
 		return err
 	}
+	recordChange(r, "", nil, b)
 	assigned, err := h.fleet.AssignPolicy(r.Context(), tenantOf(r), id, b.AgentIDs)
 	if err != nil {
 		return err
@@ -212,6 +226,7 @@ func (h policyHandlers) unassign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	recordChange(r, "", assignBody{AgentIDs: []string{agentID}}, nil)
 	if err := h.d.Store.Unassign(r.Context(), tenantOf(r), policyID, agentID); err != nil {
 		return err
 	}

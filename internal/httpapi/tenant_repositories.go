@@ -38,6 +38,7 @@ func (h repositoryHandlers) create(w http.ResponseWriter, r *http.Request) error
 	if b.Version != nil {
 		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "version", Reason: "a new repository has no version; replace an existing one with PUT /v1/repositories/{name}"}}}
 	}
+	recordChange(r, b.Name, nil, b.repository())
 	repo, err := h.d.Store.CreateRepository(r.Context(), tenantOf(r), b.repository())
 	if err != nil {
 		return err
@@ -90,6 +91,7 @@ func (h repositoryHandlers) replace(w http.ResponseWriter, r *http.Request) erro
 	// The store writes the repository whole; what the client does not write carries over.
 	next := b.repository()
 	next.CreatedAt = stored.CreatedAt
+	recordChange(r, "", stored, next)
 	repo, err := h.d.Store.UpdateRepository(r.Context(), tenantOf(r), next)
 	if err != nil {
 		return err
@@ -102,6 +104,9 @@ func (h repositoryHandlers) delete(w http.ResponseWriter, r *http.Request) error
 	name, err := repoName(r)
 	if err != nil {
 		return err
+	}
+	if stored, err := h.d.Store.GetRepository(r.Context(), tenantOf(r), name); err == nil {
+		recordChange(r, "", stored, nil)
 	}
 	if err := h.d.Store.DeleteRepository(r.Context(), tenantOf(r), name); err != nil {
 		return err

@@ -18,6 +18,7 @@ func TenantRoutes(d Deps) []Route {
 	runs := runHandlers{d: d}
 	tenant := tenantHandlers{d: d, fleet: f}
 	channels := channelHandlers{d: d}
+	audit := auditHandlers{d: d}
 	const (
 		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
 	)
@@ -74,6 +75,8 @@ func TenantRoutes(d Deps) []Route {
 		{post, "/v1/api-keys", AccessAdmin, noQuery(creds.createAPIKey)},
 		{get, "/v1/api-keys", AccessAdmin, creds.listAPIKeys},
 		{del, "/v1/api-keys/{keyId}", AccessAdmin, noQuery(creds.revokeAPIKey)},
+
+		{get, "/v1/audit", AccessOperator, audit.list},
 
 		{get, tenantPath, AccessViewer, noQuery(tenant.get)},
 		{del, tenantPath, AccessAdmin, tenant.delete},

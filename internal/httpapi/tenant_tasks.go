@@ -30,6 +30,7 @@ func (h taskHandlers) create(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &b); err != nil {
 		return err
 	}
+	recordChange(r, "", nil, b)
 	t, err := h.fleet.RunTask(r.Context(), tenantOf(r), fleet.TaskRequest{
 		Type: b.Type, AgentID: b.AgentID, PolicyID: b.PolicyID, Repository: b.Repository, Params: b.Params, StartWithin: b.StartWithin,
 	})
@@ -91,7 +92,17 @@ func (h taskHandlers) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h taskHandlers) cancel(w http.ResponseWriter, r *http.Request) error {
+	if id, err := pathID(r, "taskId"); err == nil {
+		if t, err := h.d.Store.GetTask(r.Context(), tenantOf(r), id); err == nil {
+			recordChange(r, "", taskState{Status: t.Status}, taskState{Status: domain.TaskCancelled})
+		}
+	}
 	return writeByID(w, r, "taskId", h.fleet.CancelTask)
+}
+
+// taskState is what cancelling a task changes, for the audit log.
+type taskState struct {
+	Status domain.TaskStatus `json:"status"`
 }
 
 // runHandlers serve /v1/runs.

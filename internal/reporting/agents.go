@@ -10,6 +10,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/events"
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
 // RegisterRequest is what a host sends to enroll as an agent.
@@ -81,6 +82,10 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (Registrati
 		return Registration{}, fmt.Errorf("register agent: %w", err)
 	}
 	a.QueueURL = q.URL
+	if p := store.AuditFrom(ctx); p != nil {
+		p.SetActor(tok.TenantID, domain.AuditActor{Type: domain.ActorEnrollmentToken, ID: tok.ID, Name: tok.Description})
+		p.Record(a.ID, nil, a)
+	}
 	stored, err := s.Store.RegisterAgent(ctx, a.TenantID, tok.ID, a, events.NewAgentEnrolled(now, a))
 	if err != nil {
 		// The token may have been used up or revoked meanwhile; the queues must not outlive

@@ -40,6 +40,7 @@ import (
 //	sent event        TENANT#t#CHANNEL#c    EVENT#id            (an event claimed or sent, for dedupe; TTL 2 days)
 //	failure streak    TENANT#t#CHANNEL#c    STREAK#subject      (while a policy×agent or agent fails, for quiet mode)
 //	confirmation      TENANT#t#CHANNEL#c    CONFIRM#hash        (an email confirmation link's token hash; TTL 7 days)
+//	audit entry       TENANT#t              AUDIT#id            TENANT#t#AUDIT#RES#type#id / AUDIT#id  TENANT#t#AUDIT#RES#type / AUDIT#id   TENANT#t#AUDIT#ACTOR#a / AUDIT#id (TTL: retention)
 
 const (
 	skMeta          = "META"
@@ -62,6 +63,7 @@ const (
 	prefixEvent     = "EVENT#"
 	prefixStreak    = "STREAK#"
 	prefixConfirm   = "CONFIRM#"
+	prefixAudit     = "AUDIT#"
 )
 
 // Item types, stored in every item's "entity" attribute so mixed queries (the due index) can
@@ -90,6 +92,7 @@ const (
 	entitySentEvent  = "sentevent"
 	entityStreak     = "streak"
 	entityConfirm    = "confirmation"
+	entityAudit      = "audit"
 )
 
 // key is the primary key of one item.
@@ -123,6 +126,13 @@ func snapshotKey(t, a string, at time.Time, id string) key {
 func overdueCheckKey(t, p, a string, k domain.SlotKind) key {
 	return key{policyPK(t, p), prefixOverdue + a + "#" + string(k)}
 }
+
+func auditKey(t, id string) key { return key{tenantPK(t), prefixAudit + id} }
+
+// An audit entry is listed by resource, by resource type and by actor through the three indexes.
+func auditResourceGSI1(t, typ, id string) string { return tenantPK(t) + "#AUDIT#RES#" + typ + "#" + id }
+func auditTypeGSI2(t, typ string) string         { return tenantPK(t) + "#AUDIT#RES#" + typ }
+func auditActorGSI3(t, actor string) string      { return tenantPK(t) + "#AUDIT#ACTOR#" + actor }
 
 func channelKey(t, c string) key      { return key{tenantPK(t), prefixChannel + c} }
 func deliveryKey(t, c, id string) key { return key{channelPK(t, c), prefixDelivery + id} }

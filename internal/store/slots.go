@@ -349,8 +349,9 @@ type ClaimResult struct {
 	Err error
 }
 
-// maxTransactionActions is DynamoDB's limit on the actions of one transaction.
-const maxTransactionActions = 100
+// maxTransactionActions is one fewer than DynamoDB's limit on the actions of one transaction:
+// the audit entry of the request that makes the change may join any transaction (audit.go).
+const maxTransactionActions = 99
 
 // maxConflictTries bounds how often a shared transaction is tried again when another
 // transaction on the same items was in progress (which decides nothing about who wins).

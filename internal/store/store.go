@@ -27,15 +27,19 @@ import (
 
 // Store is the DynamoDB single-table store.
 type Store struct {
-	db    *dynamodb.Client
+	db    *auditedDB
 	table string
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+	// AuditRetention is how long audit entries are kept (0: DefaultAuditRetention).
+	AuditRetention time.Duration
 }
 
 // New returns a store on the named table.
 func New(db *dynamodb.Client, table string) *Store {
-	return &Store{db: db, table: table, Now: time.Now}
+	s := &Store{table: table, Now: time.Now}
+	s.db = &auditedDB{Client: db, s: s}
+	return s
 }
 
 // Table returns the table's name.

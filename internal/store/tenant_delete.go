@@ -68,7 +68,7 @@ var removedKinds = map[string]string{
 	entityRun: "runs", entityLog: "logChunks", entitySnapshot: "snapshots", entityRetries: "retryBudgets",
 	entityCapacity: "capacityItems", entityCounts: "counterItems", entityOutbox: "events",
 	entityChannel: "notificationChannels", entityDelivery: "deliveries", entitySentEvent: "sentEvents",
-	entityStreak: "failureStreaks", entityConfirm: "emailConfirmations",
+	entityStreak: "failureStreaks", entityConfirm: "emailConfirmations", entityAudit: "auditEntries",
 }
 
 func removedKind(entity string) string {
