@@ -76,8 +76,9 @@ const Redacted = "[redacted]"
 // redactedJSON is Redacted as a JSON value.
 var redactedJSON = json.RawMessage(`"` + Redacted + `"`)
 
-// bookkeeping fields change on every write and say nothing an operator asked for.
-var bookkeeping = map[string]bool{"version": true, "updatedAt": true, "tenantId": true}
+// bookkeeping fields change on every write (or, for createdAt, are the entry's own time) and say
+// nothing an operator asked for.
+var bookkeeping = map[string]bool{"version": true, "createdAt": true, "updatedAt": true, "tenantId": true}
 
 // secretField reports whether a field's name marks its value as a secret. The domain types keep
 // secrets out of their JSON already; this is the second line, for a field that ever slips in,

@@ -58,7 +58,8 @@ func newHarness(t *testing.T, sqsOptions ...func(*sqs.Options)) *harness {
 	table := testenv.Table(t, cfg)
 	h := &harness{t: t, sqs: sqs.NewFromConfig(cfg), clock: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}
 	now := func() time.Time { return h.clock }
-	st := store.New(dynamodb.NewFromConfig(cfg), table)
+	// Transactions are held to DynamoDB's limits: every change's audit entry joins one.
+	st := store.New(dynamodb.NewFromConfig(cfg, testenv.StrictTransactions), table)
 	st.Now = now
 	// Each test gets its own stage, so its queues never meet another test's.
 	names := resources.Names{Stage: "t" + testenv.UniqueName("")[:8]}

@@ -324,6 +324,11 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	c.call(del, "/v1/agents/{agentId}", "/v1/agents/"+patched.ID, w.operator, nil, 204)
 	c.call(del, "/v1/agents/{agentId}", "/v1/agents/"+patched.ID, w.operator, nil, 404)
 
+	c.call(get, "/v1/audit", "/v1/audit?resource=policy/"+p.ID+"&limit=2", w.operator, nil, 200)
+	c.call(get, "/v1/audit", "/v1/audit?actor="+w.operatorKeyID(t)+"&since="+h.clock.Add(-time.Hour).Format(time.RFC3339), w.admin, nil, 200)
+	c.call(get, "/v1/audit", "/v1/audit?resource=widget", w.operator, nil, 400)
+	c.call(get, "/v1/audit", "/v1/audit", w.viewer, nil, 403)
+
 	c.call(get, "/v1/tenant", "/v1/tenant", w.viewer, nil, 200)
 	c.call(del, "/v1/tenant", "/v1/tenant", w.admin, nil, 400)
 	c.call(del, "/v1/tenant", "/v1/tenant?confirm=acme", w.operator, nil, 403)
