@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -52,6 +53,16 @@ func (d *auditedDB) write(ctx context.Context, p *PendingAudit, items []types.Tr
 		}
 		attempt++
 	}
+}
+
+// txLimit is how many actions a transaction built under ctx may hold: one fewer than DynamoDB's
+// limit while the request's audit entry is still to join one. Only the scheduler's batches, which
+// carry no entry, fill transactions to the limit.
+func txLimit(ctx context.Context) int {
+	if p := AuditFrom(ctx); p != nil && !p.Landed() {
+		return maxTransactionActions - 1
+	}
+	return maxTransactionActions
 }
 
 // pending returns the context's entry when it still has to be stored, locked; the caller unlocks.
@@ -162,9 +173,9 @@ func (d *auditedDB) TransactWriteItems(ctx context.Context, in *dynamodb.Transac
 		return d.Client.TransactWriteItems(ctx, in, optFns...)
 	}
 	defer p.mu.Unlock()
-	if len(in.TransactItems) >= 100 {
-		// No room for the entry: the change's next write, or the request's end, takes it.
-		return d.Client.TransactWriteItems(ctx, in, optFns...)
+	if len(in.TransactItems) >= maxTransactionActions {
+		// A change is never stored without its entry; the store's builders leave room (txLimit).
+		return nil, fmt.Errorf("a transaction of %d actions leaves no room for the request's audit entry", len(in.TransactItems))
 	}
 	err := d.write(ctx, p, in.TransactItems, optFns)
 	if err != nil && !errors.Is(err, errAuditLanded) {

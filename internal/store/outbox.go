@@ -86,8 +86,8 @@ func (s *Store) RecordEvents(ctx context.Context, evs []events.Event) error {
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(items); start += maxTransactionActions {
-		if err := s.transact(ctx, items[start:min(start+maxTransactionActions, len(items))]); err != nil {
+	for start := 0; start < len(items); start += txLimit(ctx) {
+		if err := s.transact(ctx, items[start:min(start+txLimit(ctx), len(items))]); err != nil {
 			return fmt.Errorf("record %d events: %w", len(items), err)
 		}
 	}

@@ -113,8 +113,8 @@ func (s *Store) deleteSlots(ctx context.Context, tenantID string, keys []key) er
 			}
 		}
 		var retry []key
-		for start := 0; start < len(present); start += maxTransactionActions - 1 {
-			chunk := present[start:min(start+maxTransactionActions-1, len(present))]
+		for start := 0; start < len(present); start += txLimit(ctx) - 1 {
+			chunk := present[start:min(start+txLimit(ctx)-1, len(present))]
 			counts := newTally(tenantID)
 			items := make([]types.TransactWriteItem, 0, len(chunk)+1)
 			for _, k := range chunk {
@@ -349,9 +349,8 @@ type ClaimResult struct {
 	Err error
 }
 
-// maxTransactionActions is one fewer than DynamoDB's limit on the actions of one transaction:
-// the audit entry of the request that makes the change may join any transaction (audit.go).
-const maxTransactionActions = 99
+// maxTransactionActions is DynamoDB's limit on the actions of one transaction.
+const maxTransactionActions = 100
 
 // maxConflictTries bounds how often a shared transaction is tried again when another
 // transaction on the same items was in progress (which decides nothing about who wins).
