@@ -88,7 +88,7 @@ func TestBootstrapTenantAndFirstKeyAgainstTheTable(t *testing.T) {
 	// The key is a working credential of the tenant, with its role.
 	p, err := (&auth.Authenticator{Store: st}).Authenticate(context.Background(), "Bearer "+key.Key)
 	require.NoError(t, err)
-	assert.Equal(t, auth.Principal{TenantID: "acme", Kind: auth.KindAPIKey, ID: key.ID, Role: domain.RoleAdmin}, p)
+	assert.Equal(t, auth.Principal{TenantID: "acme", Kind: auth.KindAPIKey, ID: key.ID, Role: domain.RoleAdmin, Name: key.Name}, p)
 	k, err := st.LookupAPIKey(context.Background(), key.ID)
 	require.NoError(t, err)
 	assert.Equal(t, auth.Hash(strings.Split(key.Key, "_")[2]), k.SecretHash, "only the hash is stored")

@@ -60,7 +60,8 @@ func TestTenantDeleteThroughTheAPI(t *testing.T) {
 	assert.Equal(t, int64(1), d.Removed["repositories"])
 	c.ok(&tenant, "tenant", "get")
 	assert.Equal(t, "deleting", tenant.Status)
-	assert.Regexp(t, `acme\s+acme\s+deleting\s+\S+\s+repositories=1`, c.ok(nil, "tenant", "get", "-o", "table"))
+	// The audit entries of the repository and of the deletion itself go with the tenant.
+	assert.Regexp(t, `acme\s+acme\s+deleting\s+\S+\s+auditEntries=2,repositories=1`, c.ok(nil, "tenant", "get", "-o", "table"))
 	_, errOut, err = c.run("repositories", "create", "other", "--backend", "local", "--location", "/srv")
 	require.Error(t, err)
 	assert.Contains(t, errOut, "409 conflict")
