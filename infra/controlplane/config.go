@@ -56,7 +56,9 @@ type Config struct {
 	// LogRetentionDays bounds the functions' and the API's CloudWatch logs, and is handed to
 	// the functions (RM_LOG_RETENTION_DAYS) for the run logs they store.
 	LogRetentionDays int
-	LogLevel         string
+	// AuditRetentionDays is how long the audit log keeps an entry (RM_AUDIT_RETENTION).
+	AuditRetentionDays int
+	LogLevel           string
 	// AlarmEmail, when set, subscribes an address to the alarm topic.
 	AlarmEmail string
 
@@ -126,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.Tenant != "" && !domain.ValidTenantID(c.Tenant) {
 		return fmt.Errorf("tenant %q: want 3–32 lowercase letters, digits and inner hyphens", c.Tenant)
+	}
+	if c.AuditRetentionDays < 1 || c.AuditRetentionDays > 3650 {
+		return fmt.Errorf("audit retention %d days: must be 1–3650", c.AuditRetentionDays)
 	}
 	if _, ok := retentionDays[c.LogRetentionDays]; !ok {
 		days := make([]int, 0, len(retentionDays))
@@ -203,6 +208,7 @@ func (c Config) Sender() string {
 //	openapi            RM_OPENAPI                                       ../docs/openapi.yaml
 //	lambdaDir          RM_LAMBDA_DIR                                    ../bin/lambda
 //	logRetentionDays   RM_LOG_RETENTION_DAYS                            30
+//	auditRetentionDays RM_AUDIT_RETENTION                               365
 //	logLevel           LOG_LEVEL                                        info
 //	alarmEmail         RM_ALARM_EMAIL                                   (no subscription)
 //	sesIdentity        RM_SES_IDENTITY                                  (no email notifications)
@@ -231,20 +237,25 @@ func ConfigFrom(node constructs.Node, getenv func(string) string) (Config, error
 	if err != nil {
 		return Config{}, fmt.Errorf("log retention days: %w", err)
 	}
+	auditDays, err := strconv.Atoi(strings.TrimSuffix(or(get("auditRetentionDays", "RM_AUDIT_RETENTION"), "365"), "d"))
+	if err != nil {
+		return Config{}, fmt.Errorf("audit retention days: %w", err)
+	}
 	cfg := Config{
-		Stage:            or(get("stage", "RM_STAGE"), DefaultStage),
-		Tenant:           get("tenant", "RM_TENANT"),
-		Account:          get("account", "CDK_DEFAULT_ACCOUNT"),
-		Region:           get("region", "CDK_DEFAULT_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
-		OpenAPIPath:      or(get("openapi", "RM_OPENAPI"), "../docs/openapi.yaml"),
-		LambdaDir:        or(get("lambdaDir", "RM_LAMBDA_DIR"), "../bin/lambda"),
-		LogRetentionDays: days,
-		LogLevel:         strings.ToLower(or(get("logLevel", "LOG_LEVEL"), "info")),
-		AlarmEmail:       get("alarmEmail", "RM_ALARM_EMAIL"),
-		SESIdentity:      get("sesIdentity", "RM_SES_IDENTITY"),
-		NotifyFrom:       get("notifyFrom", "RM_NOTIFY_FROM"),
-		PublicURL:        strings.TrimRight(get("publicUrl", "RM_PUBLIC_URL"), "/"),
-		Packaging:        Packaging(or(get("packaging", "RM_PACKAGING"), string(PackagingCDK))),
+		AuditRetentionDays: auditDays,
+		Stage:              or(get("stage", "RM_STAGE"), DefaultStage),
+		Tenant:             get("tenant", "RM_TENANT"),
+		Account:            get("account", "CDK_DEFAULT_ACCOUNT"),
+		Region:             get("region", "CDK_DEFAULT_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+		OpenAPIPath:        or(get("openapi", "RM_OPENAPI"), "../docs/openapi.yaml"),
+		LambdaDir:          or(get("lambdaDir", "RM_LAMBDA_DIR"), "../bin/lambda"),
+		LogRetentionDays:   days,
+		LogLevel:           strings.ToLower(or(get("logLevel", "LOG_LEVEL"), "info")),
+		AlarmEmail:         get("alarmEmail", "RM_ALARM_EMAIL"),
+		SESIdentity:        get("sesIdentity", "RM_SES_IDENTITY"),
+		NotifyFrom:         get("notifyFrom", "RM_NOTIFY_FROM"),
+		PublicURL:          strings.TrimRight(get("publicUrl", "RM_PUBLIC_URL"), "/"),
+		Packaging:          Packaging(or(get("packaging", "RM_PACKAGING"), string(PackagingCDK))),
 	}
 	return cfg, cfg.Validate()
 }

@@ -28,12 +28,13 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := controlplane.Config{
-		Stage:            "prod",
-		OpenAPIPath:      "../docs/openapi.yaml",
-		LambdaDir:        "../bin/lambda",
-		LogRetentionDays: 30,
-		LogLevel:         "info",
-		Packaging:        controlplane.PackagingCDK,
+		Stage:              "prod",
+		OpenAPIPath:        "../docs/openapi.yaml",
+		LambdaDir:          "../bin/lambda",
+		LogRetentionDays:   30,
+		AuditRetentionDays: 365,
+		LogLevel:           "info",
+		Packaging:          controlplane.PackagingCDK,
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)

@@ -60,12 +60,13 @@ func TestMain(m *testing.M) {
 // baseConfig is the shared production deployment, built from the test OpenAPI document.
 func baseConfig() controlplane.Config {
 	return controlplane.Config{
-		Stage:            "prod",
-		OpenAPIPath:      "../testdata/openapi.yaml",
-		LambdaDir:        lambdaDir,
-		LogRetentionDays: 30,
-		LogLevel:         "info",
-		Packaging:        controlplane.PackagingCDK,
+		Stage:              "prod",
+		OpenAPIPath:        "../testdata/openapi.yaml",
+		LambdaDir:          lambdaDir,
+		LogRetentionDays:   30,
+		AuditRetentionDays: 365,
+		LogLevel:           "info",
+		Packaging:          controlplane.PackagingCDK,
 	}
 }
 

@@ -199,6 +199,7 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 		"RM_AGENT_ROLE_ARN":     s.AgentRole.RoleArn(),
 		"RM_QUEUE_PREFIX":       jsii.String(cfg.Names().QueuePrefix()),
 		"RM_LOG_RETENTION_DAYS": jsii.String(strconv.Itoa(cfg.LogRetentionDays)),
+		"RM_AUDIT_RETENTION":    jsii.String(strconv.Itoa(cfg.AuditRetentionDays)),
 		"RM_EVENT_BUS":          s.EventBus.EventBusName(),
 		"LOG_LEVEL":             jsii.String(cfg.LogLevel),
 	}

@@ -129,6 +129,7 @@ func TestFunctions(t *testing.T) {
 				"RM_AGENT_ROLE_ARN":     arnOf(agentRoleID),
 				"RM_QUEUE_PREFIX":       "rm-prod-",
 				"RM_LOG_RETENTION_DAYS": "30",
+				"RM_AUDIT_RETENTION":    "365",
 				"RM_EVENT_BUS":          ref(busID),
 				"LOG_LEVEL":             "info",
 			}
