@@ -2,8 +2,8 @@ package domain
 
 import (
 	"encoding/json"
-	"net/url"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -121,7 +121,12 @@ func AuditChanges(before, after any) []AuditChange {
 		}
 		c := AuditChange{Field: p}
 		secret := false
-		for _, seg := range strings.Split(p, ".") {
+		segs := strings.Split(p, ".")
+		for i, seg := range segs {
+			// A label's key is the operator's word ("env"), not a field of ours.
+			if i > 0 && segs[i-1] == "labels" {
+				continue
+			}
 			secret = secret || secretField(seg)
 		}
 		if fok {
@@ -148,26 +153,15 @@ func auditValue(v any, secret bool) json.RawMessage {
 	return b
 }
 
+// urlPassword matches the password of a URL's user information ("://user:password@"), wherever
+// the URL stands in a value (restic's "rest:https://user:pw@host/" puts it after a prefix).
+var urlPassword = regexp.MustCompile(`(://[^/?#@:\s]*):[^/?#@\s]*@`)
+
 // redactURLs replaces the password of any URL in v.
 func redactURLs(v any) any {
 	switch x := v.(type) {
 	case string:
-		if !strings.Contains(x, "://") {
-			return x
-		}
-		u, err := url.Parse(x)
-		if err != nil {
-			// Unparseable text that looks like a URL may hide credentials.
-			if strings.Contains(x, "@") {
-				return Redacted
-			}
-			return x
-		}
-		if _, set := u.User.Password(); set {
-			u.User = url.UserPassword(u.User.Username(), Redacted)
-			return strings.Replace(u.String(), url.QueryEscape(Redacted), Redacted, 1)
-		}
-		return x
+		return urlPassword.ReplaceAllString(x, "${1}:"+Redacted+"@")
 	case []any:
 		out := make([]any, len(x))
 		for i := range x {
