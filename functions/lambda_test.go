@@ -172,7 +172,7 @@ func TestLambdaBinariesServeRepresentativeEvents(t *testing.T) {
 			Headers: map[string]string{"authorization": "Bearer " + fx.apiKey},
 		}, &res)
 		assert.True(t, res.IsAuthorized)
-		assert.Equal(t, map[string]any{"tenantId": "lambda-test", "principalType": "apikey", "principalId": fx.apiKeyID, "role": "admin"}, res.Context)
+		assert.Equal(t, map[string]any{"tenantId": "lambda-test", "principalType": "apikey", "principalId": fx.apiKeyID, "role": "admin", "principalName": "admin"}, res.Context, "the key's name travels on, for the audit log")
 	})
 
 	t.Run("api", func(t *testing.T) {
