@@ -185,7 +185,12 @@ func TestEveryChangeOfTheTenantAPIIsAuditedOnce(t *testing.T) {
 	res.JSON(t, &key)
 	a.secrets = append(a.secrets, key.Key)
 	a.refused(post, "/v1/api-keys", w.operator, map[string]any{"name": "ci", "role": "viewer"}, 403)
-	a.change(del, "/v1/api-keys/{keyId}", "/v1/api-keys/"+key.ID, w.admin, nil, 204, "apiKey", key.ID)
+	_, e = a.change(del, "/v1/api-keys/{keyId}", "/v1/api-keys/"+key.ID, w.admin, nil, 204, "apiKey", key.ID)
+	from, to, _ = changed(e, "revokedAt")
+	assert.Equal(t, []string{"", `"` + h.clock.Format(time.RFC3339) + `"`}, []string{from, to})
+	// Revoking again is a request an operator made, and changes nothing.
+	_, e = a.change(del, "/v1/api-keys/{keyId}", "/v1/api-keys/"+key.ID, w.admin, nil, 204, "apiKey", key.ID)
+	assert.Empty(t, e.Changes)
 
 	hook := newHookReceiver(t)
 	const channels, channel = "/v1/notification-channels", "/v1/notification-channels/{channelId}"

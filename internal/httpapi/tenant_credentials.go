@@ -56,7 +56,9 @@ func (h credentialHandlers) revokeEnrollmentToken(w http.ResponseWriter, r *http
 		return err
 	}
 	now := h.d.now()
-	recordChange(r, "", revocation{}, revocation{RevokedAt: &now})
+	if t, err := h.d.Store.LookupEnrollmentToken(r.Context(), id); err == nil && t.TenantID == tenantOf(r) {
+		recordRevocation(r, t.RevokedAt, now)
+	}
 	if err := h.d.Store.RevokeEnrollmentToken(r.Context(), tenantOf(r), id, now); err != nil {
 		return err
 	}
@@ -67,6 +69,16 @@ func (h credentialHandlers) revokeEnrollmentToken(w http.ResponseWriter, r *http
 // revocation is what revoking a credential changes, for the audit log.
 type revocation struct {
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+}
+
+// recordRevocation notes what revoking a credential changes: nothing when it was revoked
+// already, since the first revocation's time is kept.
+func recordRevocation(r *http.Request, revokedAt *time.Time, now time.Time) {
+	after := revokedAt
+	if after == nil {
+		after = &now
+	}
+	recordChange(r, "", revocation{RevokedAt: revokedAt}, revocation{RevokedAt: after})
 }
 
 // apiKeyBody asks for an API key.
@@ -105,7 +117,9 @@ func (h credentialHandlers) revokeAPIKey(w http.ResponseWriter, r *http.Request)
 		return err
 	}
 	now := h.d.now()
-	recordChange(r, "", revocation{}, revocation{RevokedAt: &now})
+	if k, err := h.d.Store.LookupAPIKey(r.Context(), id); err == nil && k.TenantID == tenantOf(r) {
+		recordRevocation(r, k.RevokedAt, now)
+	}
 	if err := h.d.Store.RevokeAPIKey(r.Context(), tenantOf(r), id, now); err != nil {
 		return err
 	}
