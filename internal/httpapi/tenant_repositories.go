@@ -19,11 +19,13 @@ type repositoryBody struct {
 	Description string         `json:"description,omitempty"`
 	Backend     domain.Backend `json:"backend"`
 	Location    string         `json:"location"`
+	// CheckOverdueAfterDays: see domain.Repository.
+	CheckOverdueAfterDays int    `json:"checkOverdueAfterDays,omitempty"`
 	Version     *int64         `json:"version,omitempty"`
 }
 
 func (b repositoryBody) repository() domain.Repository {
-	r := domain.Repository{Name: b.Name, Description: b.Description, Backend: b.Backend, Location: b.Location}
+	r := domain.Repository{Name: b.Name, Description: b.Description, Backend: b.Backend, Location: b.Location, CheckOverdueAfterDays: b.CheckOverdueAfterDays}
 	if b.Version != nil {
 		r.Version = *b.Version
 	}

@@ -404,6 +404,8 @@ func (s *Service) markSlot(ctx context.Context, t domain.Task, r domain.Run) err
 		kind = domain.SlotForget
 	case domain.TaskCheck:
 		kind = domain.SlotCheck
+	case domain.TaskStats:
+		kind = domain.SlotStats
 	default:
 		return nil
 	}

@@ -30,7 +30,7 @@ type slotItem struct {
 func (it slotItem) domain() domain.Slot { return it.Slot }
 
 // slotKinds are the kinds of slot a policy can have on an agent, one slot of each at most.
-var slotKinds = []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck}
+var slotKinds = []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck, domain.SlotStats}
 
 func newSlotItem(sl domain.Slot) slotItem {
 	it := slotItem{key: slotKey(sl.TenantID, sl.PolicyID, sl.AgentID, sl.Kind), Entity: entitySlot, Slot: sl}
