@@ -30,17 +30,17 @@ var Backends = []Backend{BackendLocal, BackendSFTP, BackendS3, BackendRESTServer
 // Repository names a restic repository for the whole tenant. It holds no secret: the password and
 // backend credentials live in each host's agent configuration under the same name.
 type Repository struct {
-	TenantID    string    `json:"tenantId"`
-	Name        string    `json:"name"`
-	Description string    `json:"description,omitempty"`
-	Backend     Backend   `json:"backend"`
-	Location    string    `json:"location"`
+	TenantID    string  `json:"tenantId"`
+	Name        string  `json:"name"`
+	Description string  `json:"description,omitempty"`
+	Backend     Backend `json:"backend"`
+	Location    string  `json:"location"`
 	// CheckOverdueAfterDays is how many days without a successful check make the repository's
 	// check overdue (the repository.check_overdue event); 0 is DefaultCheckOverdueAfterDays.
 	CheckOverdueAfterDays int       `json:"checkOverdueAfterDays,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
-	Version     int64     `json:"version"`
+	CreatedAt             time.Time `json:"createdAt"`
+	UpdatedAt             time.Time `json:"updatedAt"`
+	Version               int64     `json:"version"`
 }
 
 // Validate checks a repository before it is stored.

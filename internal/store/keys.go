@@ -34,6 +34,8 @@ import (
 //	agent counters    TENANT#t              COUNTS#AGENTS       (counters.go explains the counters)
 //	overdue counter   TENANT#t              COUNTS#OVERDUE
 //	run counters      TENANT#t              COUNTS#RUNS#hour    (one per tenant and hour; TTL two days later)
+//	repository health TENANT#t              HEALTH#repo                                               DUE#shard / overdueAt#HEALTH#t#repo (until its check is announced overdue; health.go)
+//	health history    TENANT#t              HEALTHDAY#repo#date (one per UTC day; TTL 90 days)
 //	outbox event      TENANT#t              OUTBOX#eventId                                            DUE#shard / eventTime#OUTBOX#t#eventId (until published; outbox.go)
 //	channel           TENANT#t              CHANNEL#c           (a notification channel; its sealed secret beside it)
 //	delivery          TENANT#t#CHANNEL#c    DELIVERY#id         (the channel's delivery log; TTL 30 days)
@@ -62,6 +64,8 @@ const (
 	prefixEvent     = "EVENT#"
 	prefixStreak    = "STREAK#"
 	prefixConfirm   = "CONFIRM#"
+	prefixHealth    = "HEALTH#"
+	prefixHealthDay = "HEALTHDAY#"
 )
 
 // Item types, stored in every item's "entity" attribute so mixed queries (the due index) can
@@ -90,6 +94,8 @@ const (
 	entitySentEvent  = "sentevent"
 	entityStreak     = "streak"
 	entityConfirm    = "confirmation"
+	entityHealth     = "health"
+	entityHealthDay  = "healthday"
 )
 
 // key is the primary key of one item.
@@ -122,6 +128,11 @@ func snapshotKey(t, a string, at time.Time, id string) key {
 }
 func overdueCheckKey(t, p, a string, k domain.SlotKind) key {
 	return key{policyPK(t, p), prefixOverdue + a + "#" + string(k)}
+}
+
+func healthKey(t, repo string) key { return key{tenantPK(t), prefixHealth + repo} }
+func healthDayKey(t, repo, date string) key {
+	return key{tenantPK(t), prefixHealthDay + repo + "#" + date}
 }
 
 func channelKey(t, c string) key      { return key{tenantPK(t), prefixChannel + c} }
