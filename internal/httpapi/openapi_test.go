@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
-	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/fleet"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
+	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
 const openAPIPath = "../../docs/openapi.yaml"

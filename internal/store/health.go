@@ -193,35 +193,35 @@ func (s *Store) RecordHealth(ctx context.Context, tenantID string, r HealthRepor
 	return s.recordHealthDay(ctx, tenantID, r, at)
 }
 
-// recordHealthDay writes the report into its UTC day: the day's latest stats and check.
+// recordHealthDay writes the report into its UTC day: the day's latest stats and latest check,
+// each kept apart so a report that arrives late replaces neither.
 func (s *Store) recordHealthDay(ctx context.Context, tenantID string, r HealthReport, at time.Time) error {
-	if r.Stats == nil && r.Check == nil {
-		return nil
-	}
 	date := at.Format(time.DateOnly)
 	day, _ := time.Parse(time.DateOnly, date)
-	set := "SET #entity = :entity, #date = :date, #ttl = :ttl"
-	values := map[string]types.AttributeValue{
-		":entity": str(entityHealthDay), ":date": str(date),
-		":ttl": num(day.AddDate(0, 0, domain.HealthHistoryDays+1).Unix()),
+	write := func(part, set string, values map[string]types.AttributeValue) error {
+		values[":entity"], values[":date"], values[":at"] = str(entityHealthDay), str(date), str(fmtTime(at))
+		values[":ttl"] = num(day.AddDate(0, 0, domain.HealthHistoryDays+1).Unix())
+		_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &s.table, Key: healthDayKey(tenantID, r.Repository, date).av(),
+			UpdateExpression:          aws.String("SET #entity = :entity, #date = :date, #ttl = :ttl, " + part + " = :at, " + set),
+			ConditionExpression:       aws.String("attribute_not_exists(" + part + ") OR " + part + " <= :at"),
+			ExpressionAttributeNames:  map[string]string{"#entity": "entity", "#date": "date", "#ttl": resources.AttrTTL},
+			ExpressionAttributeValues: values,
+		})
+		if err != nil && !conditionFailed(err) {
+			return fmt.Errorf("record health history of repository %q: %w", r.Repository, err)
+		}
+		return nil
 	}
 	if r.Stats != nil {
-		set += ", rawDataSize = :raw, fileCount = :files, snapshotsCount = :snaps"
-		values[":raw"] = num(int64(r.Stats.RawDataSize))
-		values[":files"] = num(int64(r.Stats.FileCount))
-		values[":snaps"] = num(int64(r.Stats.SnapshotsCount))
+		if err := write("statsAt", "rawDataSize = :raw, fileCount = :files, snapshotsCount = :snaps", map[string]types.AttributeValue{
+			":raw": num(int64(r.Stats.RawDataSize)), ":files": num(int64(r.Stats.FileCount)), ":snaps": num(int64(r.Stats.SnapshotsCount)),
+		}); err != nil {
+			return err
+		}
 	}
 	if r.Check != nil {
-		set += ", checkOk = :ok"
-		values[":ok"] = &types.AttributeValueMemberBOOL{Value: r.Check.OK}
-	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &s.table, Key: healthDayKey(tenantID, r.Repository, date).av(), UpdateExpression: aws.String(set),
-		ExpressionAttributeNames:  map[string]string{"#entity": "entity", "#date": "date", "#ttl": resources.AttrTTL},
-		ExpressionAttributeValues: values,
-	})
-	if err != nil {
-		return fmt.Errorf("record health history of repository %q: %w", r.Repository, err)
+		return write("checkAt", "checkOk = :ok", map[string]types.AttributeValue{":ok": &types.AttributeValueMemberBOOL{Value: r.Check.OK}})
 	}
 	return nil
 }
