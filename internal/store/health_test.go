@@ -33,7 +33,7 @@ func TestHealthKeepsOnePointADayForNinetyDaysAndTheLatestReport(t *testing.T) {
 	for day := 0; day < 100; day++ { // up to yesterday
 		report(start.AddDate(0, 0, day), uint64(1000+day*100), nil)
 	}
-	report(f.now.Add(-time.Hour), 50_000, &yes) // today, a check
+	report(f.now.Add(-time.Hour), 50_000, &yes)  // today, a check
 	report(f.now.Add(-2*time.Hour), 40_000, &no) // today, earlier, reported late
 
 	h, err := f.st.GetHealth(f.ctx, tenant, repo, f.now)
