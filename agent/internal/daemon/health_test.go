@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -131,9 +132,20 @@ func leaveStaleLock(t *testing.T, a *agent) {
 	require.NoError(t, cmd.Start())
 	defer func() { _ = stdin.Close() }()
 	locks := filepath.Join(repo.Repository, "locks")
+	// The backend writes the lock under a temporary name first: only a file named by its ID is
+	// a lock restic lists.
+	lockFile := regexp.MustCompile(`^[0-9a-f]{64}$`)
 	require.Eventually(t, func() bool {
 		entries, err := os.ReadDir(locks)
-		return err == nil && len(entries) == 1
+		if err != nil {
+			return false
+		}
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && lockFile.MatchString(e.Name()) && info.Size() > 0 {
+				return true
+			}
+		}
+		return false
 	}, time.Minute, 20*time.Millisecond, "restic took its lock")
 	require.NoError(t, cmd.Process.Kill())
 	_ = cmd.Wait()
