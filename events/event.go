@@ -26,12 +26,16 @@ const (
 	TypeTaskLost      EventType = "task.lost"      // a running task was given up: its agent was lost
 	TypeSlotOverdue   EventType = "slot.overdue"   // a schedule slot has not succeeded when it should have
 	TypeSlotRecovered EventType = "slot.recovered" // an overdue slot succeeded again
+	// TypeRepositoryCheckOverdue: a repository had no successful check for its
+	// checkOverdueAfterDays; once per episode, until a check succeeds again.
+	TypeRepositoryCheckOverdue EventType = "repository.check_overdue"
 )
 
 // EventTypes lists every event type.
 var EventTypes = []EventType{
 	TypeAgentOffline, TypeAgentOnline, TypeTaskExpired, TypeTaskFailed, TypeTaskLost, TypeSlotOverdue, TypeSlotRecovered,
 	TypeRunSucceeded, TypeRunFailed, TypeRunPartial, TypeCheckFailed, TypeRepositoryLocked, TypeAgentEnrolled, TypeAgentBackoff,
+	TypeRepositoryCheckOverdue,
 }
 
 // Event is the envelope of every domain event. Data holds one of the *Data types of this
@@ -151,6 +155,45 @@ type SlotRecoveredData struct {
 	Kind          domain.SlotKind `json:"kind"`
 	LastSuccessAt time.Time       `json:"lastSuccessAt"`
 	LastTaskID    string          `json:"lastTaskId,omitempty"`
+}
+
+// RepositoryCheckOverdueData is the data of repository.check_overdue.
+type RepositoryCheckOverdueData struct {
+	Repository string `json:"repository"`
+	// LastCheckOKAt is the latest successful check; nil when none succeeded since the
+	// repository's health was first reported (Since).
+	LastCheckOKAt *time.Time `json:"lastCheckOkAt,omitempty"`
+	Since         time.Time  `json:"since"`
+	AfterDays     int        `json:"afterDays"`
+	// LastCheck is the latest check, when one ran: it may have failed.
+	LastCheckAt    *time.Time `json:"lastCheckAt,omitempty"`
+	LastCheckError string     `json:"lastCheckError,omitempty"`
+}
+
+// EventType implements EventData.
+func (RepositoryCheckOverdueData) EventType() EventType { return TypeRepositoryCheckOverdue }
+
+// NewRepositoryCheckOverdue reports that h's repository went afterDays without a successful
+// check, counted from since.
+func NewRepositoryCheckOverdue(now time.Time, tenantID string, h domain.RepositoryHealth, since time.Time, afterDays int) Event {
+	d := RepositoryCheckOverdueData{Repository: h.Repository, LastCheckOKAt: utcPtr(h.LastCheckOKAt), Since: since.UTC(), AfterDays: afterDays}
+	if h.LastCheck != nil {
+		at := h.LastCheck.At.UTC()
+		d.LastCheckAt, d.LastCheckError = &at, truncate(h.LastCheck.Error, MaxEventErrorBytes)
+	}
+	return newEvent(now, tenantID, d)
+}
+
+func (d RepositoryCheckOverdueData) check(p *problems) {
+	if !domain.ValidName(d.Repository) {
+		p.add("data.repository %q is not a repository name", d.Repository)
+	}
+	if d.Since.IsZero() {
+		p.add("data.since is missing")
+	}
+	if d.AfterDays < 1 {
+		p.add("data.afterDays must be at least 1")
+	}
 }
 
 // EventType implements EventData.
@@ -324,6 +367,8 @@ func DecodeEvent(body []byte) (Event, error) {
 		e.Data, err = decodeData[AgentEnrolledData](raw.Data)
 	case TypeAgentBackoff:
 		e.Data, err = decodeData[AgentBackoffData](raw.Data)
+	case TypeRepositoryCheckOverdue:
+		e.Data, err = decodeData[RepositoryCheckOverdueData](raw.Data)
 	case "":
 		return Event{}, reject(id, nil, "type is missing")
 	default:
@@ -440,7 +485,7 @@ func checkSlotRef(p *problems, policyID, agentID string, kind domain.SlotKind) {
 	checkID(p, "data.policyId", policyID)
 	checkID(p, "data.agentId", agentID)
 	switch kind {
-	case domain.SlotBackup, domain.SlotForget, domain.SlotCheck:
+	case domain.SlotBackup, domain.SlotForget, domain.SlotCheck, domain.SlotStats:
 	default:
 		p.add("data.kind %q is not backup, forget or check", kind)
 	}

@@ -100,6 +100,7 @@ func taskExamples(t *testing.T) map[string]events.TaskMessage {
 		"restore":   build(restore, nil),
 		"unlock":    build(exampleTask(domain.TaskUnlock), nil),
 		"snapshots": build(exampleTask(domain.TaskSnapshots), nil),
+		"stats":     build(exampleTask(domain.TaskStats), nil),
 	}
 }
 
@@ -155,6 +156,10 @@ func eventExamples() map[events.EventType]events.Event {
 		events.NewSlotRecovered(now, slot, now.Add(-time.Minute)),
 		events.NewAgentEnrolled(now, enrolled),
 		events.NewAgentBackoff(now, backingOff),
+		events.NewRepositoryCheckOverdue(now, tenantID, domain.RepositoryHealth{
+			Repository: "offsite-b2", LastCheckOKAt: &lastSuccess,
+			LastCheck: &domain.CheckResult{At: now.Add(-2 * time.Hour), OK: false, RunID: runID, AgentID: agentID, Error: "restic exited with code 1: Fatal: repository contains errors"},
+		}, lastSuccess, 2),
 	}
 	list = append(list, events.NewRunEnded(now, succeeded, runCtx)...)
 	list = append(list, events.NewRunEnded(now, partial, runCtx)...)

@@ -47,6 +47,10 @@ type TaskMessage struct {
 	Prune     bool              `json:"prune,omitempty"`
 	// ReadDataSubset is restic check's --read-data-subset; empty checks the structure only.
 	ReadDataSubset string `json:"readDataSubset,omitempty"`
+	// ReportHealth asks a check to report the repository's stats and locks with its result.
+	// Control planes that store repository health set it; an agent sends those fields only
+	// when asked, so a newer agent keeps working with a control plane that does not know them.
+	ReportHealth bool `json:"reportHealth,omitempty"`
 	// Restore is set for restore tasks.
 	Restore *RestoreSpec `json:"restore,omitempty"`
 	// Limits are the policy's limits; the agent's own limits apply as well.
@@ -130,6 +134,7 @@ func NewTaskMessage(task domain.Task, policy *domain.Policy) (TaskMessage, error
 		if m.ReadDataSubset == "" && policy != nil {
 			m.ReadDataSubset = policy.CheckReadDataSubset
 		}
+		m.ReportHealth = true
 	case domain.TaskRestore:
 		m.Restore = &RestoreSpec{
 			SnapshotID:   task.Params.SnapshotID,

@@ -41,6 +41,7 @@ credentials, or at AWS_ENDPOINT_URL when it is set (the local emulator, LocalSta
 Everything else calls the API at RM_API_URL with the key in RM_API_KEY:
   rmctl agents list --status online
   rmctl repositories create main --backend s3 --location s3:s3.amazonaws.com/acme/restic
+  rmctl repositories health main
   rmctl policies apply -f nightly.yaml
   rmctl assign nightly AGENT_ID...
   rmctl tasks run --type backup --policy nightly --agent AGENT_ID

@@ -15,9 +15,13 @@ import (
 var (
 	agentColumns = cols("ID", "id", "HOSTNAME", "hostname", "STATUS", "status", "LAST SEEN", "lastSeenAt", "LABELS", "labels",
 		"AGENT", "agentVersion", "RESTIC", "resticVersion", "VERSION", "version")
-	tokenColumns      = cols("ID", "id", "DESCRIPTION", "description", "USES", "uses", "MAX", "maxUses", "EXPIRES", "expiresAt", "REVOKED", "revokedAt", "TOKEN", "token")
-	repositoryColumns = cols("NAME", "name", "BACKEND", "backend", "LOCATION", "location", "VERSION", "version")
-	policyColumns     = cols("ID", "id", "NAME", "name", "ENABLED", "enabled", "REPOSITORY", "repository", "CRON", "schedule.cron",
+	tokenColumns  = cols("ID", "id", "DESCRIPTION", "description", "USES", "uses", "MAX", "maxUses", "EXPIRES", "expiresAt", "REVOKED", "revokedAt", "TOKEN", "token")
+	healthColumns = cols("REPOSITORY", "repository", "RAW_SIZE", "stats.rawDataSize", "FILES", "stats.fileCount", "SNAPSHOTS", "stats.snapshotsCount",
+		"RATIO", "stats.compressionRatio", "LAST_CHECK", "lastCheck.at", "CHECK_OK", "lastCheck.ok", "LOCKS", "locks.count", "STALE", "locks.stale",
+		"CHECK_OVERDUE", "checkOverdue")
+	healthHistoryColumns = cols("DATE", "date", "RAW_SIZE", "rawDataSize", "FILES", "fileCount", "SNAPSHOTS", "snapshotsCount", "CHECK_OK", "checkOk")
+	repositoryColumns    = cols("NAME", "name", "BACKEND", "backend", "LOCATION", "location", "VERSION", "version")
+	policyColumns        = cols("ID", "id", "NAME", "name", "ENABLED", "enabled", "REPOSITORY", "repository", "CRON", "schedule.cron",
 		"INTERVAL", "schedule.interval", "PATHS", "paths", "VERSION", "version")
 	taskColumns = cols("ID", "id", "TYPE", "type", "STATUS", "status", "AGENT", "agentId", "POLICY", "policyId", "ATTEMPT", "attempt",
 		"CREATED", "createdAt", "ERROR", "error")
@@ -171,7 +175,7 @@ func (a *app) tokensCmd() *cobra.Command {
 func (a *app) repositoriesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "repositories", Aliases: []string{"repository", "repos"}, Short: "Manage repositories (names, backends and locations; never secrets)"}
 	var backend, location, description string
-	var max int
+	var max, overdueDays int
 	create := &cobra.Command{
 		Use:   "create NAME --backend BACKEND --location LOCATION",
 		Short: "Create a repository; its password stays in each agent's configuration under NAME",
@@ -181,12 +185,16 @@ func (a *app) repositoriesCmd() *cobra.Command {
 			if description != "" {
 				body["description"] = description
 			}
+			if overdueDays != 0 {
+				body["checkOverdueAfterDays"] = overdueDays
+			}
 			return a.send(cmd.Context(), http.MethodPost, "/v1/repositories", body, repositoryColumns)
 		},
 	}
 	create.Flags().StringVar(&backend, "backend", "", strings.Join(backendNames(), ", "))
 	create.Flags().StringVar(&location, "location", "", "restic's repository string, such as s3:s3.amazonaws.com/bucket/restic")
 	create.Flags().StringVar(&description, "description", "", "what the repository is for")
+	create.Flags().IntVar(&overdueDays, "check-overdue-after-days", 0, "days without a successful check before it is overdue (default 7)")
 	_ = create.MarkFlagRequired("backend")
 	_ = create.MarkFlagRequired("location")
 	list := &cobra.Command{
@@ -208,8 +216,46 @@ func (a *app) repositoriesCmd() *cobra.Command {
 			return a.send(cmd.Context(), http.MethodDelete, "/v1/repositories/"+url.PathEscape(args[0]), nil, nil)
 		},
 	}
-	cmd.AddCommand(create, list, get, del)
+	health := &cobra.Command{
+		Use: "health NAME", Short: "Show a repository's size, last check, locks and daily history", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.showHealth(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(create, list, get, health, del)
 	return cmd
+}
+
+// showHealth prints a repository's health: as JSON, or its current state and then its history,
+// one row a day.
+func (a *app) showHealth(ctx context.Context, name string) error {
+	c, err := a.api()
+	if err != nil {
+		return err
+	}
+	var out map[string]any
+	if err := c.do(ctx, http.MethodGet, "/v1/repositories/"+url.PathEscape(name)+"/health", nil, nil, &out); err != nil {
+		return err
+	}
+	if a.output == "json" {
+		return a.print(out, nil)
+	}
+	if err := a.print(out, healthColumns); err != nil {
+		return err
+	}
+	var days []map[string]any
+	if list, ok := out["history"].([]any); ok {
+		for _, d := range list {
+			if m, ok := d.(map[string]any); ok {
+				days = append(days, m)
+			}
+		}
+	}
+	if len(days) == 0 {
+		return nil
+	}
+	fmt.Fprintln(a.stdout)
+	return writeTable(a.stdout, days, healthHistoryColumns)
 }
 
 func backendNames() []string {

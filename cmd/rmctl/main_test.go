@@ -215,6 +215,20 @@ func TestEverydayCommandsAgainstTheAPI(t *testing.T) {
 	c.ok(&repo, "repositories", "create", "main", "--backend", "local", "--location", "/srv/restic", "--description", "the NAS")
 	assert.Equal(t, "main", repo.Name)
 	assert.Regexp(t, `(?m)^main\s+local\s+/srv/restic\s+1$`, c.ok(nil, "repositories", "list", "-o", "table"))
+	var overdue domain.Repository
+	c.ok(&overdue, "repositories", "create", "weekly", "--backend", "local", "--location", "/srv/weekly", "--check-overdue-after-days", "14")
+	assert.Equal(t, 14, overdue.CheckOverdueAfterDays)
+	var health domain.RepositoryHealth
+	c.ok(&health, "repositories", "health", "weekly")
+	assert.Equal(t, 14, health.CheckOverdueAfterDays)
+	assert.Empty(t, health.History)
+	at := time.Now().UTC()
+	require.NoError(t, st.RecordHealth(ctx, "acme", store.HealthReport{Repository: "weekly", At: at, AgentID: domain.NewID(at),
+		OverdueAfter: overdue.OverdueAfter(), Stats: &domain.RepoStats{RawDataSize: 4096, FileCount: 12, SnapshotsCount: 3},
+		Check: &domain.CheckResult{At: at, OK: true, RunID: domain.NewID(at), AgentID: domain.NewID(at)}}))
+	healthTable := c.ok(nil, "repositories", "health", "weekly", "-o", "table")
+	assert.Regexp(t, `(?m)^weekly\s+4096\s+12\s+3\s`, healthTable, "the current health")
+	assert.Regexp(t, `(?m)^`+at.Format(time.DateOnly)+`\s+4096\s+12\s+3\s+true$`, healthTable, "today's point")
 
 	dir := t.TempDir()
 	file := filepath.Join(dir, "nightly.yaml")

@@ -223,6 +223,9 @@ type Policy struct {
 	Prune               bool      `json:"prune,omitempty"`
 	CheckSchedule       *Schedule `json:"checkSchedule,omitempty"`
 	CheckReadDataSubset string    `json:"checkReadDataSubset,omitempty"`
+	// StatsSchedule is when the policy's agents report the repository's health (a stats task);
+	// nil is DefaultStatsSchedule, daily.
+	StatsSchedule *Schedule `json:"statsSchedule,omitempty"`
 	// MaxRetries is how often a failed task of this policy is tried again (nil: DefaultMaxRetries).
 	MaxRetries      *int      `json:"maxRetries,omitempty"`
 	UploadKbps      int       `json:"uploadKbps,omitempty"`
@@ -232,6 +235,18 @@ type Policy struct {
 	CreatedAt       time.Time `json:"createdAt"`
 	UpdatedAt       time.Time `json:"updatedAt"`
 	Version         int64     `json:"version"`
+}
+
+// DefaultStatsSchedule is when a policy without a statsSchedule reports its repository's
+// health: daily at 04:00 UTC, each agent within two hours of it.
+var DefaultStatsSchedule = Schedule{Cron: "0 4 * * *", Spread: "2h"}
+
+// Stats returns the policy's stats schedule.
+func (p Policy) Stats() Schedule {
+	if p.StatsSchedule == nil {
+		return DefaultStatsSchedule
+	}
+	return *p.StatsSchedule
 }
 
 // DefaultMaxRetries applies when a policy does not say how often to retry.
@@ -333,6 +348,9 @@ func (p Policy) Validate() error {
 	}
 	if p.CheckSchedule != nil {
 		p.CheckSchedule.check(&fe, "checkSchedule")
+	}
+	if p.StatsSchedule != nil {
+		p.StatsSchedule.check(&fe, "statsSchedule")
 	}
 	if p.CheckReadDataSubset != "" {
 		if reason := readDataSubsetProblem(p.CheckReadDataSubset); reason != "" {

@@ -136,6 +136,8 @@ func TestPolicyValidateRejects(t *testing.T) {
 		want   []string
 	}{
 		{"empty name", func(p *domain.Policy) { p.Name = "" }, []string{"name"}},
+		{"stats schedule without cron or interval", func(p *domain.Policy) { p.StatsSchedule = &domain.Schedule{} }, []string{"statsSchedule"}},
+		{"bad stats cron", func(p *domain.Policy) { p.StatsSchedule = &domain.Schedule{Cron: "every day"} }, []string{"statsSchedule.cron"}},
 		{"name too short", func(p *domain.Policy) { p.Name = "ab" }, []string{"name"}},
 		{"name too long", func(p *domain.Policy) { p.Name = strings.Repeat("n", 101) }, []string{"name"}},
 		{"space in name", func(p *domain.Policy) { p.Name = "web servers" }, []string{"name"}},

@@ -30,14 +30,17 @@ var Backends = []Backend{BackendLocal, BackendSFTP, BackendS3, BackendRESTServer
 // Repository names a restic repository for the whole tenant. It holds no secret: the password and
 // backend credentials live in each host's agent configuration under the same name.
 type Repository struct {
-	TenantID    string    `json:"tenantId"`
-	Name        string    `json:"name"`
-	Description string    `json:"description,omitempty"`
-	Backend     Backend   `json:"backend"`
-	Location    string    `json:"location"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
-	Version     int64     `json:"version"`
+	TenantID    string  `json:"tenantId"`
+	Name        string  `json:"name"`
+	Description string  `json:"description,omitempty"`
+	Backend     Backend `json:"backend"`
+	Location    string  `json:"location"`
+	// CheckOverdueAfterDays is how many days without a successful check make the repository's
+	// check overdue (the repository.check_overdue event); 0 is DefaultCheckOverdueAfterDays.
+	CheckOverdueAfterDays int       `json:"checkOverdueAfterDays,omitempty"`
+	CreatedAt             time.Time `json:"createdAt"`
+	UpdatedAt             time.Time `json:"updatedAt"`
+	Version               int64     `json:"version"`
 }
 
 // Validate checks a repository before it is stored.
@@ -51,6 +54,9 @@ func (r Repository) Validate() error {
 	case !slices.Contains(Backends, r.Backend):
 		fe.add("backend", "must be one of local, sftp, s3, rest-server, b2, azure, gs, rclone")
 	}
+	if r.CheckOverdueAfterDays < 0 || r.CheckOverdueAfterDays > MaxCheckOverdueAfterDays {
+		fe.add("checkOverdueAfterDays", "must be between 1 and %d days (0 or absent: %d)", MaxCheckOverdueAfterDays, DefaultCheckOverdueAfterDays)
+	}
 	before := len(fe)
 	checkText(&fe, "location", r.Location, 1, 1024)
 	// The backend decides what a location must look like; without a known backend, or when the
@@ -59,6 +65,25 @@ func (r Repository) Validate() error {
 		checkLocation(&fe, r.Backend, r.Location)
 	}
 	return fe.err()
+}
+
+// Check overdue limits.
+const (
+	DefaultCheckOverdueAfterDays = 7
+	MaxCheckOverdueAfterDays     = 365
+)
+
+// OverdueAfter is how long the repository may go without a successful check.
+func (r Repository) OverdueAfter() time.Duration {
+	return time.Duration(r.OverdueAfterDays()) * 24 * time.Hour
+}
+
+// OverdueAfterDays is CheckOverdueAfterDays, or its default.
+func (r Repository) OverdueAfterDays() int {
+	if r.CheckOverdueAfterDays <= 0 {
+		return DefaultCheckOverdueAfterDays
+	}
+	return r.CheckOverdueAfterDays
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)

@@ -94,6 +94,8 @@ func TestRepositoryValidateRejects(t *testing.T) {
 		{"control character reported once", repo(domain.BackendSFTP, "sftp:user@host:/srv\n"), []string{"location"}},
 		{"location too long", repo(domain.BackendLocal, "/"+strings.Repeat("a", 1024)), []string{"location"}},
 		{"everything wrong", domain.Repository{Name: "x", Description: "\t", Backend: "tape"}, []string{"name", "description", "backend", "location"}},
+		{"negative checkOverdueAfterDays", domain.Repository{Name: "offsite", Backend: domain.BackendLocal, Location: "/srv", CheckOverdueAfterDays: -1}, []string{"checkOverdueAfterDays"}},
+		{"checkOverdueAfterDays over a year", domain.Repository{Name: "offsite", Backend: domain.BackendLocal, Location: "/srv", CheckOverdueAfterDays: 366}, []string{"checkOverdueAfterDays"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { assertInvalid(t, tc.repo.Validate(), tc.want...) })

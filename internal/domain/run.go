@@ -164,6 +164,7 @@ const (
 	SlotBackup SlotKind = "backup"
 	SlotForget SlotKind = "forget"
 	SlotCheck  SlotKind = "check"
+	SlotStats  SlotKind = "stats"
 )
 
 // Slot is one schedule of one policy on one agent: the unit the scheduler claims and dispatches.

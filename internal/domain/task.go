@@ -16,10 +16,12 @@ const (
 	TaskRestore   TaskType = "restore"
 	TaskUnlock    TaskType = "unlock"
 	TaskSnapshots TaskType = "snapshots"
+	// TaskStats reports a repository's size, file count and locks (restic stats and list locks).
+	TaskStats TaskType = "stats"
 )
 
 // TaskTypes lists every task type.
-var TaskTypes = []TaskType{TaskBackup, TaskForget, TaskPrune, TaskCheck, TaskRestore, TaskUnlock, TaskSnapshots}
+var TaskTypes = []TaskType{TaskBackup, TaskForget, TaskPrune, TaskCheck, TaskRestore, TaskUnlock, TaskSnapshots, TaskStats}
 
 // Valid reports whether t is a known task type.
 func (t TaskType) Valid() bool { return slices.Contains(TaskTypes, t) }
@@ -146,7 +148,7 @@ type Task struct {
 func (t Task) Validate() error {
 	var fe fieldErrors
 	if !t.Type.Valid() {
-		fe.add("type", "must be one of backup, forget, prune, check, restore, unlock, snapshots")
+		fe.add("type", "must be one of backup, forget, prune, check, restore, unlock, snapshots, stats")
 	}
 	if !ValidID(t.AgentID) {
 		fe.add("agentId", "must be an agent ID")

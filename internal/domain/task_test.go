@@ -137,7 +137,7 @@ func TestTaskStatusAndTypeValid(t *testing.T) {
 	for _, s := range []domain.TaskStatus{"", "done", "Running"} {
 		assert.Falsef(t, s.Valid(), "%q: got valid", s)
 	}
-	want := []domain.TaskType{"backup", "forget", "prune", "check", "restore", "unlock", "snapshots"}
+	want := []domain.TaskType{"backup", "forget", "prune", "check", "restore", "unlock", "snapshots", "stats"}
 	assert.Equalf(t, want, domain.TaskTypes, "TaskTypes: got %q, want %q", domain.TaskTypes, want)
 	for _, tt := range domain.TaskTypes {
 		assert.Truef(t, tt.Valid(), "%q: got invalid", tt)

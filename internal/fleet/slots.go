@@ -15,10 +15,11 @@ var slotKinds = map[domain.TaskType]domain.SlotKind{
 	domain.TaskBackup: domain.SlotBackup,
 	domain.TaskForget: domain.SlotForget,
 	domain.TaskCheck:  domain.SlotCheck,
+	domain.TaskStats:  domain.SlotStats,
 }
 
 // planSlots returns the schedule slots of policy p on one agent at now: the backup slot always,
-// the forget and check slots when p has those schedules. A slot keeps what the scheduler
+// the forget and check slots when p has those schedules, the stats slot always. A slot keeps what the scheduler
 // recorded on it (last dispatch, last success, overdue) and, unless replan names its kind, its
 // next run time, so assigning a policy again does not skip a run that is due. A slot whose kind
 // is replanned, or that is new, runs first at the schedule's next time after now. A disabled
@@ -70,6 +71,9 @@ func scheduleChanges(old, updated domain.Policy) map[domain.SlotKind]bool {
 	}
 	if toggled || !reflect.DeepEqual(old.CheckSchedule, updated.CheckSchedule) {
 		changed[domain.SlotCheck] = true
+	}
+	if toggled || updated.Stats() != old.Stats() {
+		changed[domain.SlotStats] = true
 	}
 	return changed
 }

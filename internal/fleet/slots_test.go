@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/internal/domain"
+	"github.com/restic-monitor/restic-monitor/internal/schedule"
 )
 
 func TestPlanSlots(t *testing.T) {
@@ -44,6 +45,10 @@ func TestPlanSlots(t *testing.T) {
 		return out
 	}
 
+	// Every policy reports its repository's health daily.
+	statsAt, err := schedule.Next(domain.DefaultStatsSchedule, now, agent)
+	require.NoError(t, err)
+	stats := &statsAt
 	for name, tc := range map[string]struct {
 		policy   domain.Policy
 		existing map[domain.SlotKind]domain.Slot
@@ -51,19 +56,19 @@ func TestPlanSlots(t *testing.T) {
 		want     map[domain.SlotKind]*time.Time
 	}{
 		"new assignment: each schedule's next time": {policy(nil), nil, nil, map[domain.SlotKind]*time.Time{
-			domain.SlotBackup: ts("2026-11-03T01:30:00Z"), domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z"),
+			domain.SlotBackup: ts("2026-11-03T01:30:00Z"), domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z"), domain.SlotStats: stats,
 		}},
 		"only a backup schedule": {policy(func(p *domain.Policy) { p.ForgetSchedule, p.CheckSchedule = nil, nil }), nil, nil,
-			map[domain.SlotKind]*time.Time{domain.SlotBackup: ts("2026-11-03T01:30:00Z")}},
+			map[domain.SlotKind]*time.Time{domain.SlotBackup: ts("2026-11-03T01:30:00Z"), domain.SlotStats: stats}},
 		"assigned again: a due run is kept": {policy(nil), old, nil, map[domain.SlotKind]*time.Time{
-			domain.SlotBackup: ts("2026-11-02T09:00:00Z"), domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z"),
+			domain.SlotBackup: ts("2026-11-02T09:00:00Z"), domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z"), domain.SlotStats: stats,
 		}},
 		"backup schedule changed": {policy(func(p *domain.Policy) { p.Schedule = domain.Schedule{Interval: "6h"} }), old, map[domain.SlotKind]bool{domain.SlotBackup: true},
-			map[domain.SlotKind]*time.Time{domain.SlotBackup: ts("2026-11-02T12:00:00Z"), domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z")}},
+			map[domain.SlotKind]*time.Time{domain.SlotBackup: ts("2026-11-02T12:00:00Z"), domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z"), domain.SlotStats: stats}},
 		"disabled: nothing is due": {policy(func(p *domain.Policy) { p.Enabled = false }), old, nil,
-			map[domain.SlotKind]*time.Time{domain.SlotBackup: nil, domain.SlotForget: nil, domain.SlotCheck: nil}},
+			map[domain.SlotKind]*time.Time{domain.SlotBackup: nil, domain.SlotForget: nil, domain.SlotCheck: nil, domain.SlotStats: nil}},
 		"a schedule that never fires": {policy(func(p *domain.Policy) { p.Schedule = domain.Schedule{Cron: "0 0 30 2 *"} }), nil, nil,
-			map[domain.SlotKind]*time.Time{domain.SlotBackup: nil, domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z")}},
+			map[domain.SlotKind]*time.Time{domain.SlotBackup: nil, domain.SlotForget: ts("2026-11-03T00:00:00Z"), domain.SlotCheck: ts("2026-11-08T05:00:00Z"), domain.SlotStats: stats}},
 	} {
 		slots, err := planSlots(tc.policy, agent, tc.existing, tc.replan, now)
 		require.NoError(t, err, name)
@@ -111,7 +116,7 @@ func TestScheduleChanges(t *testing.T) {
 		change(&p)
 		return p
 	}
-	all := map[domain.SlotKind]bool{domain.SlotBackup: true, domain.SlotForget: true, domain.SlotCheck: true}
+	all := map[domain.SlotKind]bool{domain.SlotBackup: true, domain.SlotForget: true, domain.SlotCheck: true, domain.SlotStats: true}
 	for name, tc := range map[string]struct {
 		updated domain.Policy
 		want    map[domain.SlotKind]bool
@@ -124,6 +129,8 @@ func TestScheduleChanges(t *testing.T) {
 		"forget interval":          {with(func(p *domain.Policy) { p.ForgetSchedule.Interval = "2d" }), map[domain.SlotKind]bool{domain.SlotForget: true}},
 		"check schedule added":     {with(func(p *domain.Policy) { p.CheckSchedule = &domain.Schedule{Cron: "@weekly"} }), map[domain.SlotKind]bool{domain.SlotCheck: true}},
 		"disabled":                 {with(func(p *domain.Policy) { p.Enabled = false }), all},
+		"stats schedule set":       {with(func(p *domain.Policy) { p.StatsSchedule = &domain.Schedule{Cron: "0 4 * * *", Spread: "2h"} }), map[domain.SlotKind]bool{}},
+		"stats schedule changed":   {with(func(p *domain.Policy) { p.StatsSchedule = &domain.Schedule{Interval: "12h"} }), map[domain.SlotKind]bool{domain.SlotStats: true}},
 	} {
 		assert.Equal(t, tc.want, scheduleChanges(base, tc.updated), name)
 	}

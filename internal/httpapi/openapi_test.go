@@ -19,6 +19,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 	"github.com/restic-monitor/restic-monitor/internal/fleet"
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
+	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
 const openAPIPath = "../../docs/openapi.yaml"
@@ -231,6 +232,16 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	c.call(get, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.viewer, nil, 200)
 	c.call(put, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, map[string]any{"backend": "local", "location": "/srv/restic2", "description": "moved", "version": 1}, 200)
 	c.call(put, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, map[string]any{"backend": "nfs", "location": "/srv", "version": 2}, 422)
+	c.call(get, "/v1/repositories/{name}/health", "/v1/repositories/repo-main/health", w.viewer, nil, 200)
+	require.NoError(t, h.store.RecordHealth(context.Background(), "acme", store.HealthReport{
+		Repository: "repo-main", At: h.clock, AgentID: domain.NewID(h.clock), OverdueAfter: 7 * 24 * time.Hour,
+		Stats: &domain.RepoStats{RawDataSize: 1234, UncompressedSize: 2345, FileCount: 10, SnapshotsCount: 3, BlobCount: 40, CompressionRatio: 1.9},
+		Locks: &domain.LockInfo{Count: 1, Stale: 1, CheckedAt: h.clock},
+		Check: &domain.CheckResult{At: h.clock, OK: false, RunID: domain.NewID(h.clock), AgentID: domain.NewID(h.clock), Error: "restic exited with code 1"},
+	}))
+	c.call(get, "/v1/repositories/{name}/health", "/v1/repositories/repo-main/health", w.viewer, nil, 200)
+	c.call(get, "/v1/repositories/{name}/health", "/v1/repositories/repo-none/health", w.viewer, nil, 404)
+	c.call(put, "/v1/repositories/{name}", "/v1/repositories/repo-main", w.operator, map[string]any{"backend": "local", "location": "/srv", "checkOverdueAfterDays": 366, "version": 2}, 422)
 
 	body := tenantPolicyBody("nightly", "repo-main")
 	body["checkSchedule"] = map[string]any{"cron": "@weekly", "spread": "1h"}

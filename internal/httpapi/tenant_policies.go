@@ -34,6 +34,7 @@ type policyBody struct {
 	Prune               bool             `json:"prune,omitempty"`
 	CheckSchedule       *domain.Schedule `json:"checkSchedule,omitempty"`
 	CheckReadDataSubset string           `json:"checkReadDataSubset,omitempty"`
+	StatsSchedule       *domain.Schedule `json:"statsSchedule,omitempty"`
 	MaxRetries          *int             `json:"maxRetries,omitempty"`
 	UploadKbps          int              `json:"uploadKbps,omitempty"`
 	DownloadKbps        int              `json:"downloadKbps,omitempty"`
@@ -49,7 +50,7 @@ func (b policyBody) policy(id string) domain.Policy {
 		ID: id, Name: b.Name, Description: b.Description, Enabled: b.Enabled == nil || *b.Enabled, Repository: b.Repository,
 		Paths: b.Paths, Excludes: b.Excludes, Tags: b.Tags, ExcludeCaches: b.ExcludeCaches, OneFileSystem: b.OneFileSystem,
 		Schedule: b.Schedule, Retention: b.Retention, ForgetSchedule: b.ForgetSchedule, Prune: b.Prune,
-		CheckSchedule: b.CheckSchedule, CheckReadDataSubset: b.CheckReadDataSubset, MaxRetries: b.MaxRetries,
+		CheckSchedule: b.CheckSchedule, CheckReadDataSubset: b.CheckReadDataSubset, StatsSchedule: b.StatsSchedule, MaxRetries: b.MaxRetries,
 		UploadKbps: b.UploadKbps, DownloadKbps: b.DownloadKbps, ReadConcurrency: b.ReadConcurrency, RunDeadline: b.RunDeadline,
 	}
 	if b.Version != nil {
@@ -65,7 +66,7 @@ func bodyOf(p domain.Policy) policyBody {
 		Name: p.Name, Description: p.Description, Enabled: &enabled, Repository: p.Repository,
 		Paths: p.Paths, Excludes: p.Excludes, Tags: p.Tags, ExcludeCaches: p.ExcludeCaches, OneFileSystem: p.OneFileSystem,
 		Schedule: p.Schedule, Retention: p.Retention, ForgetSchedule: p.ForgetSchedule, Prune: p.Prune,
-		CheckSchedule: p.CheckSchedule, CheckReadDataSubset: p.CheckReadDataSubset, MaxRetries: p.MaxRetries,
+		CheckSchedule: p.CheckSchedule, CheckReadDataSubset: p.CheckReadDataSubset, StatsSchedule: p.StatsSchedule, MaxRetries: p.MaxRetries,
 		UploadKbps: p.UploadKbps, DownloadKbps: p.DownloadKbps, ReadConcurrency: p.ReadConcurrency, RunDeadline: p.RunDeadline,
 		Version: &version,
 	}

@@ -286,10 +286,13 @@ func TestTenantPolicyAssignPlansSlotsAndUpdatesReplanThem(t *testing.T) {
 	}
 	res.JSON(t, &assigned)
 	require.Len(t, assigned.Items, 2)
-	assert.Len(t, assigned.Items[0].Slots, 3, "backup, forget and check")
+	assert.Len(t, assigned.Items[0].Slots, 4, "backup, forget, check and the daily stats")
 
 	slots := slotsOf(t, h, w.id, p.ID, a.ID)
-	require.Len(t, slots, 3)
+	require.Len(t, slots, 4)
+	statsAt := *slots[domain.SlotStats].NextRunAt
+	assert.False(t, statsAt.Before(mustTime("2026-11-03T04:00:00Z")), "the default stats schedule: 04:00 UTC, got %s", statsAt)
+	assert.True(t, statsAt.Before(mustTime("2026-11-03T06:00:00Z")), "within a two-hour spread, got %s", statsAt)
 	assert.Equal(t, mustTime("2026-11-03T01:30:00Z"), *slots[domain.SlotBackup].NextRunAt, "02:30 in Berlin")
 	assert.Equal(t, mustTime("2026-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt, "every day at UTC midnight")
 	assert.Equal(t, mustTime("2026-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt, "Sunday 05:00 UTC")
@@ -394,7 +397,7 @@ func TestTenantPolicyDisabledAssignmentIsNotDue(t *testing.T) {
 	res.JSON(t, &p)
 	w.assign(p.ID, a.ID)
 	slots := slotsOf(t, h, w.id, p.ID, a.ID)
-	require.Len(t, slots, 2)
+	require.Len(t, slots, 3, "backup, forget and stats")
 	for kind, sl := range slots {
 		assert.Nil(t, sl.NextRunAt, kind)
 	}

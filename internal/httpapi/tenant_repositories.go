@@ -19,11 +19,13 @@ type repositoryBody struct {
 	Description string         `json:"description,omitempty"`
 	Backend     domain.Backend `json:"backend"`
 	Location    string         `json:"location"`
-	Version     *int64         `json:"version,omitempty"`
+	// CheckOverdueAfterDays: see domain.Repository.
+	CheckOverdueAfterDays int    `json:"checkOverdueAfterDays,omitempty"`
+	Version               *int64 `json:"version,omitempty"`
 }
 
 func (b repositoryBody) repository() domain.Repository {
-	r := domain.Repository{Name: b.Name, Description: b.Description, Backend: b.Backend, Location: b.Location}
+	r := domain.Repository{Name: b.Name, Description: b.Description, Backend: b.Backend, Location: b.Location, CheckOverdueAfterDays: b.CheckOverdueAfterDays}
 	if b.Version != nil {
 		r.Version = *b.Version
 	}
@@ -96,7 +98,32 @@ func (h repositoryHandlers) replace(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	if repo.OverdueAfterDays() != stored.OverdueAfterDays() {
+		// The overdue check follows the new number of days at once, not at the old time.
+		if err := h.d.Store.RescheduleHealth(r.Context(), tenantOf(r), repo); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusOK, repo)
+	return nil
+}
+
+// health answers GET /v1/repositories/{name}/health: the repository's latest stats, check and
+// locks, and one point a day for 90 days.
+func (h repositoryHandlers) health(w http.ResponseWriter, r *http.Request) error {
+	name, err := repoName(r)
+	if err != nil {
+		return err
+	}
+	repo, err := h.d.Store.GetRepository(r.Context(), tenantOf(r), name)
+	if err != nil {
+		return err
+	}
+	health, err := h.d.Store.GetHealth(r.Context(), tenantOf(r), repo, h.d.now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, health)
 	return nil
 }
 

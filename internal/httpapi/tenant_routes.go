@@ -41,6 +41,7 @@ func TenantRoutes(d Deps) []Route {
 		{post, "/v1/repositories", AccessOperator, noQuery(repos.create)},
 		{get, "/v1/repositories", AccessViewer, repos.list},
 		{get, "/v1/repositories/{name}", AccessViewer, noQuery(repos.get)},
+		{get, "/v1/repositories/{name}/health", AccessViewer, noQuery(repos.health)},
 		{put, "/v1/repositories/{name}", AccessOperator, noQuery(repos.replace)},
 		{del, "/v1/repositories/{name}", AccessOperator, noQuery(repos.delete)},
 

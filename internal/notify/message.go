@@ -51,7 +51,7 @@ var roles = map[events.EventType]role{
 	events.TypeAgentOffline: roleFailure, events.TypeTaskFailed: roleFailure, events.TypeTaskLost: roleFailure,
 	events.TypeTaskExpired: roleFailure, events.TypeSlotOverdue: roleFailure,
 	"run.failed": roleFailure, "run.partial": roleFailure, "check.failed": roleFailure,
-	"agent.backoff": roleFailure, "repository.locked": roleFailure,
+	"agent.backoff": roleFailure, "repository.locked": roleFailure, "repository.check_overdue": roleFailure,
 	events.TypeAgentOnline: roleRecovery, events.TypeSlotRecovered: roleRecovery, "run.succeeded": roleRecovery,
 }
 
@@ -141,7 +141,7 @@ var titles = map[events.EventType]string{
 	events.TypeSlotOverdue: "Backup overdue", events.TypeSlotRecovered: "Backup recovered",
 	"run.succeeded": "Backup succeeded", "run.failed": "Backup failed", "run.partial": "Backup partially failed",
 	"agent.enrolled": "Agent enrolled", "agent.backoff": "Agent backing off", "check.failed": "Repository check failed",
-	"repository.locked": "Repository locked",
+	"repository.locked": "Repository locked", "repository.check_overdue": "Repository check overdue",
 }
 
 func titleOf(t events.EventType) string {

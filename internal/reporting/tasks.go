@@ -272,6 +272,11 @@ type Result struct {
 	// Retryable says whether trying again may succeed: true for a network failure or a locked
 	// repository, false for a wrong password or a missing repository.
 	Retryable bool `json:"retryable,omitempty"`
+	// Stats and Locks are the repository's health, reported by a stats task and by a check
+	// whose message asked for it; for other task types they are ignored. The agent's
+	// reportedAt and agentId are replaced by the run's end and agent.
+	Stats *domain.RepoStats `json:"stats,omitempty"`
+	Locks *domain.LockInfo  `json:"locks,omitempty"`
 }
 
 // Result limits. They keep a run, and a task with its listed attempts, within DynamoDB's item
@@ -283,6 +288,8 @@ const (
 	MaxErrorBytes          = 16 << 10
 	// MaxDurationSeconds bounds restic's reported duration (about 31 years).
 	MaxDurationSeconds = 1e9
+	// MaxCompressionRatio bounds restic's reported compression ratio.
+	MaxCompressionRatio = 1_000_000
 	// attemptErrorBytes is how much of a run's error each listed attempt repeats.
 	attemptErrorBytes = 1024
 )
@@ -320,6 +327,27 @@ func (r Result) validate() error {
 	default:
 		for i, path := range r.UnreadablePaths {
 			checkPath(&p, fmt.Sprintf("unreadablePaths[%d]", i), path)
+		}
+	}
+	if r.Stats != nil {
+		if c := r.Stats.CompressionRatio; math.IsNaN(c) || c < 0 || c > MaxCompressionRatio {
+			p.add("stats.compressionRatio", "must be between 0 and %d", MaxCompressionRatio)
+		}
+		for _, f := range []struct {
+			name string
+			n    uint64
+		}{{"rawDataSize", r.Stats.RawDataSize}, {"uncompressedSize", r.Stats.UncompressedSize}, {"fileCount", r.Stats.FileCount}, {"snapshotsCount", r.Stats.SnapshotsCount}, {"blobCount", r.Stats.BlobCount}} {
+			if f.n > math.MaxInt64 {
+				p.add("stats."+f.name, "must be at most %d", int64(math.MaxInt64))
+			}
+		}
+	}
+	if r.Locks != nil {
+		switch {
+		case r.Locks.Count < 0:
+			p.add("locks.count", "must not be negative")
+		case r.Locks.Stale < 0 || r.Locks.Stale > r.Locks.Count:
+			p.add("locks.stale", "must be between 0 and locks.count (%d)", r.Locks.Count)
 		}
 	}
 	p.checkText("error", r.Error, MaxErrorChars, true)
@@ -388,7 +416,44 @@ func (s *Service) Result(ctx context.Context, c Caller, taskID string, res Resul
 	if err := s.markSlot(ctx, out.Task, out.Run); err != nil {
 		return ResultReply{}, err
 	}
+	if err := s.recordHealth(ctx, out.Task, out.Run, res); err != nil {
+		return ResultReply{}, err
+	}
 	return out, nil
+}
+
+// recordHealth stores what a finished check or stats run says about its repository's health:
+// a check's outcome (cancelled and interrupted runs say nothing), the stats and the locks. Like
+// markSlot it runs for a repeated result too, and writing it again changes nothing.
+func (s *Service) recordHealth(ctx context.Context, t domain.Task, r domain.Run, res Result) error {
+	if (t.Type != domain.TaskCheck && t.Type != domain.TaskStats) || r.FinishedAt == nil {
+		return nil
+	}
+	rep := store.HealthReport{Repository: t.Repository, At: *r.FinishedAt, AgentID: r.AgentID, Locks: res.Locks}
+	if r.Status == domain.TaskSucceeded {
+		rep.Stats = res.Stats
+	}
+	if t.Type == domain.TaskCheck {
+		switch r.Status {
+		case domain.TaskSucceeded, domain.TaskFailed:
+			rep.Check = &domain.CheckResult{
+				At: r.FinishedAt.UTC(), OK: r.Status == domain.TaskSucceeded, RunID: r.ID, AgentID: r.AgentID,
+				Error: shorten(r.Error, attemptErrorBytes),
+			}
+		}
+	}
+	if rep.Stats == nil && rep.Locks == nil && rep.Check == nil {
+		return nil
+	}
+	repo, err := s.Store.GetRepository(ctx, t.TenantID, t.Repository)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return nil // a task for a repository the tenant does not define: no health to keep
+	case err != nil:
+		return err
+	}
+	rep.OverdueAfter = repo.OverdueAfter()
+	return s.Store.RecordHealth(ctx, t.TenantID, rep)
 }
 
 // markSlot moves a policy slot's last success forward after a successful run of its task.
@@ -404,6 +469,8 @@ func (s *Service) markSlot(ctx context.Context, t domain.Task, r domain.Run) err
 		kind = domain.SlotForget
 	case domain.TaskCheck:
 		kind = domain.SlotCheck
+	case domain.TaskStats:
+		kind = domain.SlotStats
 	default:
 		return nil
 	}

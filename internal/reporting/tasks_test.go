@@ -273,3 +273,24 @@ func TestRoundToKeepsReportedFractionsStorable(t *testing.T) {
 	assert.Equal(t, 0.25, roundTo(0.25, 1e6))
 	assert.Equal(t, 12.346, roundTo(12.3456, 1e3))
 }
+
+func TestResultRefusesHealthThatCannotBe(t *testing.T) {
+	runID := domain.NewID(time.Now())
+	for name, tc := range map[string]struct {
+		res  Result
+		want string
+	}{
+		"more stale locks than locks": {Result{RunID: runID, Outcome: OutcomeSucceeded, Locks: &domain.LockInfo{Count: 1, Stale: 2}}, "locks.stale"},
+		"negative lock count":         {Result{RunID: runID, Outcome: OutcomeSucceeded, Locks: &domain.LockInfo{Count: -1}}, "locks.count"},
+		"negative compression ratio":  {Result{RunID: runID, Outcome: OutcomeSucceeded, Stats: &domain.RepoStats{CompressionRatio: -1}}, "stats.compressionRatio"},
+		"size beyond a number":        {Result{RunID: runID, Outcome: OutcomeSucceeded, Stats: &domain.RepoStats{RawDataSize: 1 << 63}}, "stats.rawDataSize"},
+	} {
+		err := tc.res.validate()
+		var ve *domain.ValidationError
+		require.ErrorAs(t, err, &ve, name)
+		require.Len(t, ve.Fields, 1, name)
+		assert.Equal(t, tc.want, ve.Fields[0].Field, name)
+	}
+	ok := Result{RunID: runID, Outcome: OutcomeSucceeded, Locks: &domain.LockInfo{Count: 2, Stale: 1}, Stats: &domain.RepoStats{RawDataSize: 10, CompressionRatio: 2.5}}
+	assert.NoError(t, ok.validate())
+}

@@ -264,5 +264,7 @@ func Slots(p domain.Policy) []Slot {
 	if p.CheckSchedule != nil {
 		slots = append(slots, Slot{Type: domain.TaskCheck, Schedule: *p.CheckSchedule, Params: domain.TaskParams{ReadDataSubset: p.CheckReadDataSubset}})
 	}
+	// Every policy reports its repository's health daily unless it says otherwise.
+	slots = append(slots, Slot{Type: domain.TaskStats, Schedule: p.Stats()})
 	return slots
 }

@@ -434,7 +434,12 @@ func TestSlots(t *testing.T) {
 		policy domain.Policy
 		want   []Slot
 	}{
-		{"backup only", domain.Policy{Schedule: backup}, []Slot{{Type: domain.TaskBackup, Schedule: backup}}},
+		{"backup only", domain.Policy{Schedule: backup}, []Slot{{Type: domain.TaskBackup, Schedule: backup}, {Type: domain.TaskStats, Schedule: domain.DefaultStatsSchedule}}},
+		{
+			"own stats schedule",
+			domain.Policy{Schedule: backup, StatsSchedule: &forget},
+			[]Slot{{Type: domain.TaskBackup, Schedule: backup}, {Type: domain.TaskStats, Schedule: forget}},
+		},
 		{
 			"all three",
 			domain.Policy{Schedule: backup, ForgetSchedule: &forget, Prune: true, CheckSchedule: &check, CheckReadDataSubset: "1/5"},
@@ -442,12 +447,13 @@ func TestSlots(t *testing.T) {
 				{Type: domain.TaskBackup, Schedule: backup},
 				{Type: domain.TaskForget, Schedule: forget, Params: domain.TaskParams{Prune: true}},
 				{Type: domain.TaskCheck, Schedule: check, Params: domain.TaskParams{ReadDataSubset: "1/5"}},
+				{Type: domain.TaskStats, Schedule: domain.DefaultStatsSchedule},
 			},
 		},
 		{
 			"forget without prune",
 			domain.Policy{Schedule: backup, ForgetSchedule: &forget},
-			[]Slot{{Type: domain.TaskBackup, Schedule: backup}, {Type: domain.TaskForget, Schedule: forget}},
+			[]Slot{{Type: domain.TaskBackup, Schedule: backup}, {Type: domain.TaskForget, Schedule: forget}, {Type: domain.TaskStats, Schedule: domain.DefaultStatsSchedule}},
 		},
 	}
 	for _, tt := range tests {

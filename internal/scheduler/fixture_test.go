@@ -168,14 +168,25 @@ func (f *fixture) policy(change func(*domain.Policy)) domain.Policy {
 	return stored
 }
 
-// assign assigns a policy to an agent with every slot of the policy due at next.
+// assign assigns a policy to an agent with every slot of the policy due at next, but its daily
+// stats slot, which is left without a next run (assignStats plans it).
 func (f *fixture) assign(p domain.Policy, a domain.Agent, next time.Time) {
+	f.t.Helper()
+	f.assignStats(p, a, next, nil)
+}
+
+// assignStats assigns a policy to an agent with every slot due at next and its stats slot due
+// at stats (nil: not planned).
+func (f *fixture) assignStats(p domain.Policy, a domain.Agent, next time.Time, stats *time.Time) {
 	f.t.Helper()
 	var slots []domain.Slot
 	for _, r := range schedule.Slots(p) {
-		kind := map[domain.TaskType]domain.SlotKind{domain.TaskBackup: domain.SlotBackup, domain.TaskForget: domain.SlotForget, domain.TaskCheck: domain.SlotCheck}[r.Type]
-		at := next
-		slots = append(slots, domain.Slot{Kind: kind, NextRunAt: &at})
+		kind := map[domain.TaskType]domain.SlotKind{domain.TaskBackup: domain.SlotBackup, domain.TaskForget: domain.SlotForget, domain.TaskCheck: domain.SlotCheck, domain.TaskStats: domain.SlotStats}[r.Type]
+		at := &next
+		if kind == domain.SlotStats {
+			at = stats
+		}
+		slots = append(slots, domain.Slot{Kind: kind, NextRunAt: at})
 	}
 	require.NoError(f.t, f.st.Assign(f.ctx, f.tenant, p.ID, a.ID, slots))
 }

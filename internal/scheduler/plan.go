@@ -63,10 +63,11 @@ var kindOf = map[domain.TaskType]domain.SlotKind{
 	domain.TaskBackup: domain.SlotBackup,
 	domain.TaskForget: domain.SlotForget,
 	domain.TaskCheck:  domain.SlotCheck,
+	domain.TaskStats:  domain.SlotStats,
 }
 
 // kindRank orders the slots of an agent that fall due together: backups matter most.
-var kindRank = map[domain.SlotKind]int{domain.SlotBackup: 0, domain.SlotForget: 1, domain.SlotCheck: 2}
+var kindRank = map[domain.SlotKind]int{domain.SlotBackup: 0, domain.SlotForget: 1, domain.SlotCheck: 2, domain.SlotStats: 3}
 
 // recurring returns the policy's recurring task for a slot kind.
 func recurring(p domain.Policy, kind domain.SlotKind) (schedule.Slot, bool) {

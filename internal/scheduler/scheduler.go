@@ -34,6 +34,10 @@ type Store interface {
 	AnnounceOverdue(ctx context.Context, c store.OverdueCheck, lastSuccess *time.Time, recheckAt time.Time, evs ...events.Event) (bool, error)
 	RecheckOverdue(ctx context.Context, c store.OverdueCheck, recheckAt time.Time) error
 	EndOverdueCheck(ctx context.Context, c store.OverdueCheck, announced bool, evs ...events.Event) (bool, error)
+	GetRepository(ctx context.Context, tenantID, name string) (domain.Repository, error)
+	AnnounceCheckOverdue(ctx context.Context, h store.HealthDue, evs ...events.Event) (bool, error)
+	MoveHealthDue(ctx context.Context, h store.HealthDue, overdueAt time.Time) error
+	ClearHealth(ctx context.Context, h store.HealthDue) error
 }
 
 // Sender sends tasks to their agents' queues and marks them queued; *dispatch.Dispatcher is one.
@@ -181,6 +185,8 @@ type Summary struct {
 	Online    int            `json:"online"`
 	Overdue   int            `json:"overdue"`
 	Recovered int            `json:"recovered"`
+	// ChecksOverdue counts repositories announced repository.check_overdue.
+	ChecksOverdue int `json:"checksOverdue"`
 	// DeadLettered counts tasks failed for good because their message reached the dead-letter
 	// queue; they are also counted in Failed.
 	DeadLettered int   `json:"deadLettered"`
@@ -263,6 +269,7 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 		running []domain.Task
 		agents  []domain.Agent
 		checks  []store.OverdueCheck
+		health  []store.HealthDue
 		refs    = refSet{}
 		pending []domain.Task
 	)
@@ -285,6 +292,8 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 			refs.policy(d.Check.TenantID, d.Check.PolicyID)
 		case d.Outbox != nil:
 			t.outbox = append(t.outbox, *d.Outbox)
+		case d.Health != nil:
+			health = append(health, *d.Health)
 		}
 	}
 
@@ -325,6 +334,7 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (Summary, error) {
 	won := t.claim(ctx, plan.claims)
 	t.send(ctx, won, pending, plan.retries)
 	t.overdueChecks(ctx, checks)
+	t.overdueRepositoryChecks(ctx, health)
 	t.drainDeadLetters(ctx)
 	t.continueDeletions(ctx, deleting)
 	return t.finish(ctx), readErr

@@ -63,7 +63,7 @@ func TestTicksDispatchNothingForATenantBeingDeletedAndFinishItsDeletion(t *testi
 	assert.Equal(t, store.TenantDeleting, d.Status, "the tenant waits for requests in flight")
 	assert.Equal(t, int64(1), d.Removed["agentCredentials"])
 	assert.Equal(t, int64(1), d.Removed["queues"])
-	assert.Equal(t, int64(1), d.Removed["slots"])
+	assert.Equal(t, int64(2), d.Removed["slots"], "the backup and the daily stats slot")
 	assert.Zero(t, d.Removed["tasks"], "no task was created for the tenant being deleted")
 
 	sum = tick(d.EarliestFinish.Add(time.Second))

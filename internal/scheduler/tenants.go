@@ -65,6 +65,8 @@ func (t *tick) dropDeleting(due []store.Due, deleting map[string]bool) []store.D
 			tenant = d.Agent.TenantID
 		case d.Check != nil:
 			tenant = d.Check.TenantID
+		case d.Health != nil:
+			tenant = d.Health.TenantID
 		}
 		if deleting[tenant] {
 			t.wait(waitDeleting)

@@ -34,6 +34,8 @@ import (
 //	agent counters    TENANT#t              COUNTS#AGENTS       (counters.go explains the counters)
 //	overdue counter   TENANT#t              COUNTS#OVERDUE
 //	run counters      TENANT#t              COUNTS#RUNS#hour    (one per tenant and hour; TTL two days later)
+//	repository health TENANT#t              HEALTH#repo                                               DUE#shard / overdueAt#HEALTH#t#repo (until its check is announced overdue; health.go)
+//	health history    TENANT#t              HEALTHDAY#repo#date (one per UTC day; TTL 90 days)
 //	outbox event      TENANT#t              OUTBOX#eventId                                            DUE#shard / eventTime#OUTBOX#t#eventId (until published; outbox.go)
 //	channel           TENANT#t              CHANNEL#c           (a notification channel; its sealed secret beside it)
 //	delivery          TENANT#t#CHANNEL#c    DELIVERY#id         (the channel's delivery log; TTL 30 days)
@@ -64,6 +66,8 @@ const (
 	prefixStreak    = "STREAK#"
 	prefixConfirm   = "CONFIRM#"
 	prefixAudit     = "AUDIT#"
+	prefixHealth    = "HEALTH#"
+	prefixHealthDay = "HEALTHDAY#"
 )
 
 // Item types, stored in every item's "entity" attribute so mixed queries (the due index) can
@@ -93,6 +97,8 @@ const (
 	entityStreak     = "streak"
 	entityConfirm    = "confirmation"
 	entityAudit      = "audit"
+	entityHealth     = "health"
+	entityHealthDay  = "healthday"
 )
 
 // key is the primary key of one item.
@@ -133,6 +139,10 @@ func auditKey(t, id string) key { return key{tenantPK(t), prefixAudit + id} }
 func auditResourceGSI1(t, typ, id string) string { return tenantPK(t) + "#AUDIT#RES#" + typ + "#" + id }
 func auditTypeGSI2(t, typ string) string         { return tenantPK(t) + "#AUDIT#RES#" + typ }
 func auditActorGSI3(t, actor string) string      { return tenantPK(t) + "#AUDIT#ACTOR#" + actor }
+func healthKey(t, repo string) key               { return key{tenantPK(t), prefixHealth + repo} }
+func healthDayKey(t, repo, date string) key {
+	return key{tenantPK(t), prefixHealthDay + repo + "#" + date}
+}
 
 func channelKey(t, c string) key      { return key{tenantPK(t), prefixChannel + c} }
 func deliveryKey(t, c, id string) key { return key{channelPK(t, c), prefixDelivery + id} }

@@ -388,7 +388,7 @@ func validateSlots(slots []domain.Slot) error {
 		field := fmt.Sprintf("slots[%d].kind", i)
 		switch {
 		case !slices.Contains(slotKinds, sl.Kind):
-			fields = append(fields, domain.FieldError{Field: field, Reason: "must be backup, forget or check"})
+			fields = append(fields, domain.FieldError{Field: field, Reason: "must be backup, forget, check or stats"})
 		case seen[sl.Kind]:
 			fields = append(fields, domain.FieldError{Field: field, Reason: fmt.Sprintf("a second %s slot: one of each kind at most", sl.Kind)})
 		}

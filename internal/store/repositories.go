@@ -72,13 +72,13 @@ func (s *Store) UpdateRepository(ctx context.Context, tenantID string, r domain.
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           &s.table,
 		Key:                 k.av(),
-		UpdateExpression:    aws.String("SET #desc = :desc, #backend = :backend, #loc = :loc, #updated = :now, #v = #v + :one, #w = :w"),
+		UpdateExpression:    aws.String("SET #desc = :desc, #backend = :backend, #loc = :loc, #overdue = :overdue, #updated = :now, #v = #v + :one, #w = :w"),
 		ConditionExpression: aws.String("attribute_exists(PK) AND #v = :read"),
 		ExpressionAttributeNames: map[string]string{
-			"#desc": "description", "#backend": "backend", "#loc": "location", "#updated": "updatedAt", "#v": "version", "#w": attrWrite,
+			"#desc": "description", "#backend": "backend", "#loc": "location", "#overdue": "checkOverdueAfterDays", "#updated": "updatedAt", "#v": "version", "#w": attrWrite,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":desc": str(r.Description), ":backend": str(string(r.Backend)), ":loc": str(r.Location),
+			":desc": str(r.Description), ":backend": str(string(r.Backend)), ":loc": str(r.Location), ":overdue": num(int64(r.CheckOverdueAfterDays)),
 			":now": str(fmtTime(s.nowUTC())), ":one": num(1), ":read": num(r.Version), ":w": str(write),
 		},
 		ReturnValues: types.ReturnValueAllNew,

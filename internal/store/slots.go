@@ -30,7 +30,7 @@ type slotItem struct {
 func (it slotItem) domain() domain.Slot { return it.Slot }
 
 // slotKinds are the kinds of slot a policy can have on an agent, one slot of each at most.
-var slotKinds = []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck}
+var slotKinds = []domain.SlotKind{domain.SlotBackup, domain.SlotForget, domain.SlotCheck, domain.SlotStats}
 
 func newSlotItem(sl domain.Slot) slotItem {
 	it := slotItem{key: slotKey(sl.TenantID, sl.PolicyID, sl.AgentID, sl.Kind), Entity: entitySlot, Slot: sl}
@@ -197,6 +197,8 @@ type Due struct {
 	Check *OverdueCheck
 	// Outbox is an event recorded and not yet published.
 	Outbox *OutboxEntry
+	// Health is a repository whose check may be overdue.
+	Health *HealthDue
 }
 
 // QueryDue returns the entries of one due-index shard that are due at or before now, oldest
@@ -292,6 +294,15 @@ func decodeDue(m map[string]types.AttributeValue) (*Due, error) {
 			return nil, err
 		}
 		return &Due{Slot: &it.Slot}, nil
+	case entityHealth:
+		var it healthItem
+		if err := unmarshal(m, &it); err != nil {
+			return nil, err
+		}
+		if h, ok := it.due(); ok {
+			return &Due{Health: &h}, nil
+		}
+		return nil, nil
 	case entityTask:
 		var it taskItem
 		if err := unmarshal(m, &it); err != nil {

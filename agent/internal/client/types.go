@@ -116,6 +116,10 @@ type Result struct {
 	UnreadablePaths []string        `json:"unreadablePaths,omitempty"`
 	Error           string          `json:"error,omitempty"`
 	Retryable       bool            `json:"retryable,omitempty"`
+	// Stats and Locks are the repository's health, sent for a stats task and for a check whose
+	// message asked for it (events.TaskMessage.ReportHealth).
+	Stats *domain.RepoStats `json:"stats,omitempty"`
+	Locks *domain.LockInfo  `json:"locks,omitempty"`
 }
 
 // ResultReply is the run and its task as recorded.

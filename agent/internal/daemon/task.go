@@ -329,7 +329,7 @@ func (d *Daemon) recordOutcome(t *task, res runner.Result, dur time.Duration) {
 func resultBody(runID string, res runner.Result) client.Result {
 	out := client.Result{
 		RunID: runID, ExitCode: res.ExitCode, Summary: res.Summary, Retryable: res.Transient,
-		Error: truncate(res.Error, maxErrorChars),
+		Error: truncate(res.Error, maxErrorChars), Stats: res.Stats, Locks: res.Locks,
 	}
 	switch res.Status {
 	case domain.TaskSucceeded:

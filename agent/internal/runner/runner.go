@@ -69,6 +69,9 @@ type Result struct {
 	Unreadable []string
 	// Snapshots is the repository's inventory, for a snapshots task.
 	Snapshots []domain.Snapshot
+	// Stats and Locks are the repository's health, for a stats task and after a check.
+	Stats *domain.RepoStats
+	Locks *domain.LockInfo
 	// Details are type-specific facts for the log: forget's kept and removed snapshots, check's
 	// findings, restore's counts.
 	Details []string
@@ -213,6 +216,8 @@ func (r *Runner) Run(ctx context.Context, m events.TaskMessage, lim Limits, hook
 		return res
 	case domain.TaskSnapshots:
 		return t.snapshots(ctx)
+	case domain.TaskStats:
+		return t.stats(ctx)
 	}
 	return Result{Status: domain.TaskFailed, Error: fmt.Sprintf("task type %q is not supported by this agent", m.TaskType)}
 }
@@ -304,7 +309,28 @@ func (t *task) check(ctx context.Context) Result {
 			details = append(details, "restic suggests: restic prune")
 		}
 	}
-	return t.outcome(err, details)
+	out := t.outcome(err, details)
+	if out.Status == domain.TaskCancelled || !t.m.ReportHealth {
+		return out
+	}
+	// A check reports the repository's health with its outcome: its stats when it passed, its
+	// locks either way (a held exclusive lock is a reason for a check to fail). What goes wrong
+	// here is noted and leaves the check's outcome as it is.
+	if out.Status == domain.TaskSucceeded {
+		if st := t.repoStats(ctx); st.Stats != nil {
+			out.Stats = st.Stats
+			out.Details = append(out.Details, st.Details...)
+		} else {
+			out.Details = append(out.Details, "stats after the check failed: "+st.Error)
+		}
+	}
+	if locks, err := t.locks(ctx, time.Now()); err == nil {
+		out.Locks = locks
+		out.Details = append(out.Details, fmt.Sprintf("%d locks, %d stale", locks.Count, locks.Stale))
+	} else {
+		out.Details = append(out.Details, "listing locks after the check failed: "+err.Error())
+	}
+	return out
 }
 
 func (t *task) restore(ctx context.Context) Result {

@@ -304,9 +304,11 @@ func buildFleet(agents int, t0, last time.Time, dueAt []time.Time) store.Bulk {
 			pol := policies[t][k]
 			f.Assignments = append(f.Assignments, domain.Assignment{TenantID: tenant, PolicyID: pol.ID, AgentID: a.ID, CreatedAt: a.CreatedAt})
 			for _, r := range schedule.Slots(pol) {
-				kind := map[domain.TaskType]domain.SlotKind{domain.TaskBackup: domain.SlotBackup, domain.TaskForget: domain.SlotForget, domain.TaskCheck: domain.SlotCheck}[r.Type]
+				kind := map[domain.TaskType]domain.SlotKind{domain.TaskBackup: domain.SlotBackup, domain.TaskForget: domain.SlotForget, domain.TaskCheck: domain.SlotCheck, domain.TaskStats: domain.SlotStats}[r.Type]
 				next := dueAt[i]
-				if next.IsZero() {
+				if next.IsZero() || kind == domain.SlotStats {
+					// The daily stats slot keeps its own time, so the figures measure the
+					// backups a tick finds due, as before stats slots existed.
 					n, err := schedule.Next(r.Schedule, last, a.ID)
 					if err != nil {
 						panic(err)
