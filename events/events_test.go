@@ -91,6 +91,8 @@ func taskExamples(t *testing.T) map[string]events.TaskMessage {
 	check.Params.ReadDataSubset = "1/5"
 	restore := exampleTask(domain.TaskRestore)
 	restore.Params = domain.TaskParams{SnapshotID: "4f8a2c1e", IncludePaths: []string{"/var/www/site"}, Target: "/srv/restore", Verify: true}
+	ls := exampleTask(domain.TaskLs)
+	ls.Params = domain.TaskParams{SnapshotID: "4f8a2c1e", Path: "/var/www"}
 
 	return map[string]events.TaskMessage{
 		"backup":    build(backup, &p),
@@ -100,6 +102,7 @@ func taskExamples(t *testing.T) map[string]events.TaskMessage {
 		"restore":   build(restore, nil),
 		"unlock":    build(exampleTask(domain.TaskUnlock), nil),
 		"snapshots": build(exampleTask(domain.TaskSnapshots), nil),
+		"ls":        build(ls, nil),
 	}
 }
 
