@@ -167,7 +167,24 @@ func (s *Store) UploadListingChunks(ctx context.Context, tenantID string, up Lis
 		}
 		return UploadOutcome{Repeated: true, Listing: cur}, nil
 	}
-	// Past the cap: the listing is truncated from here on.
+	// Past the cap: what fits of this upload is stored, and the listing is truncated from here on.
+	fit, room := 0, up.MaxBytes-cur.Bytes
+	for _, c := range up.Chunks {
+		if c.Size() > room {
+			break
+		}
+		room -= c.Size()
+		fit++
+	}
+	if fit > 0 && fit < len(up.Chunks) {
+		part := up
+		part.Chunks = up.Chunks[:fit]
+		out, err := s.UploadListingChunks(ctx, tenantID, part)
+		if err != nil {
+			return UploadOutcome{}, err
+		}
+		cur = out.Listing
+	}
 	cur.Truncated = true
 	if err := s.putListingRun(ctx, tenantID, cur); err != nil {
 		return UploadOutcome{}, err
