@@ -29,13 +29,13 @@ func (h agentHandlers) tree(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ref := r.PathValue("snapshotId")
-	if ref == "latest" || !domain.ValidSnapshotRef(ref) {
-		return fieldError("snapshotId", "must be a snapshot ID or a prefix of one (8–64 hexadecimal digits)")
-	}
 	q, err := queryParams(r, "path", "limit", "cursor")
 	if err != nil {
 		return err
+	}
+	ref := r.PathValue("snapshotId")
+	if ref == "latest" || !domain.ValidSnapshotRef(ref) {
+		return fieldError("snapshotId", "must be a snapshot ID or a prefix of one (8–64 hexadecimal digits)")
 	}
 	dir := q.get("path")
 	if dir == "" {
