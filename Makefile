@@ -64,7 +64,8 @@ lint:
 ## overview at 100 and 10,000 agents; the tenant-deletion benchmark prints items removed per
 ## second and requests per item; the events benchmark prints the events per second the tick's
 ## outbox publisher sends to the bus and its PutEvents requests; the agent benchmark prints binary sizes, idle RSS and CPU, and
-## the backup wall-time ratio against restic alone (docs/benchmarks.md). It takes minutes and is
+## the backup wall-time ratio against restic alone, and the listing benchmark the ls task's time,
+## the bytes a 100,000-file listing stores and the tree API's page latency (docs/benchmarks.md). It takes minutes and is
 ## never part of make test.
 bench: emulator
 	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/schedbench -fleets 1000,10000 -due 0.1

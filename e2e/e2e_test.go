@@ -203,6 +203,7 @@ func TestTheRealPath(t *testing.T) {
 			// The same repository with the wrong password: its policy must fail without retries.
 			{Name: "wrong-password", Location: repo, PasswordFile: wrongPassword},
 		},
+		RestoreRoots: []string{dir},
 	}
 	t.Cleanup(func() {
 		_ = agent.Kill()

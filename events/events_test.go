@@ -91,6 +91,8 @@ func taskExamples(t *testing.T) map[string]events.TaskMessage {
 	check.Params.ReadDataSubset = "1/5"
 	restore := exampleTask(domain.TaskRestore)
 	restore.Params = domain.TaskParams{SnapshotID: "4f8a2c1e", IncludePaths: []string{"/var/www/site"}, Target: "/srv/restore", Verify: true}
+	ls := exampleTask(domain.TaskLs)
+	ls.Params = domain.TaskParams{SnapshotID: "4f8a2c1e", Path: "/var/www"}
 
 	return map[string]events.TaskMessage{
 		"backup":    build(backup, &p),
@@ -101,6 +103,7 @@ func taskExamples(t *testing.T) map[string]events.TaskMessage {
 		"unlock":    build(exampleTask(domain.TaskUnlock), nil),
 		"snapshots": build(exampleTask(domain.TaskSnapshots), nil),
 		"stats":     build(exampleTask(domain.TaskStats), nil),
+		"ls":        build(ls, nil),
 	}
 }
 

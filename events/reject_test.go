@@ -100,16 +100,20 @@ func TestDecodeTaskRejects(t *testing.T) {
 			reason: "restore.snapshotId is missing", reported: true},
 		{name: "restore of a flag", body: edit("restore", func(o map[string]any) { o["restore"].(map[string]any)["snapshotId"] = "--help" }),
 			reason: `restore.snapshotId "--help" is not a snapshot ID`, reported: true},
-		{name: "restore without target", body: edit("restore", func(o map[string]any) { delete(o["restore"].(map[string]any), "target") }),
-			reason: "restore.target is missing", reported: true},
 		{name: "restore to a relative target", body: edit("restore", func(o map[string]any) { o["restore"].(map[string]any)["target"] = "restore" }),
-			reason: `restore.target "restore" is not an absolute path`, reported: true},
+			reason: `restore.target "restore" must be an absolute directory path`, reported: true},
+		{name: "restore of a climbing path", body: edit("restore", func(o map[string]any) { o["restore"].(map[string]any)["includePaths"] = []string{"/var/../etc"} }),
+			reason: `restore.includePaths[0] "/var/../etc" must not contain ".."`, reported: true},
+		{name: "ls without its spec", body: edit("ls", func(o map[string]any) { delete(o, "ls") }),
+			reason: "ls is missing", reported: true},
+		{name: "ls of a relative path", body: edit("ls", func(o map[string]any) { o["ls"].(map[string]any)["path"] = "var" }),
+			reason: `ls.path "var" must be an absolute path (starting with /)`, reported: true},
 		{name: "negative bandwidth", body: edit("backup", func(o map[string]any) { o["limits"].(map[string]any)["uploadKbps"] = -5 }),
 			reason: "limits.uploadKbps must be between 0 (unlimited) and 100000000", reported: true},
 		{name: "too much read concurrency", body: edit("backup", func(o map[string]any) { o["limits"].(map[string]any)["readConcurrency"] = 1000 }),
 			reason: "limits.readConcurrency must be between 0 (restic's default) and 256", reported: true},
-		{name: "several problems at once", body: edit("restore", func(o map[string]any) { o["attempt"] = 0; o["restore"] = map[string]any{"snapshotId": "latest"} }),
-			reason: "attempt must be at least 1; restore.target is missing", reported: true},
+		{name: "several problems at once", body: edit("restore", func(o map[string]any) { o["attempt"] = 0; o["restore"] = map[string]any{"snapshotId": ""} }),
+			reason: "attempt must be at least 1; restore.snapshotId is missing", reported: true},
 		{name: "body over the limit", body: append([]byte(`{"schemaVersion":1,"pad":"`), append(bytesOf('x', events.MaxBodyBytes), '"', '}')...),
 			reason: "body is 256028 bytes, more than the limit of 256000"},
 	}
@@ -160,8 +164,9 @@ func TestNewTaskMessageRefusesWhatAnAgentWouldReject(t *testing.T) {
 
 	restore := exampleTask(domain.TaskRestore)
 	restore.Params.SnapshotID = "latest"
+	restore.Params.IncludePaths = []string{"etc"}
 	_, err = events.NewTaskMessage(restore, nil)
-	requireReject(t, err, "restore.target is missing", nil)
+	requireReject(t, err, `restore.includePaths[0] "etc" must be an absolute path (starting with /)`, nil)
 
 	noRules := p
 	noRules.Retention = domain.Retention{}

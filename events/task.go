@@ -53,6 +53,8 @@ type TaskMessage struct {
 	ReportHealth bool `json:"reportHealth,omitempty"`
 	// Restore is set for restore tasks.
 	Restore *RestoreSpec `json:"restore,omitempty"`
+	// Ls is set for ls tasks.
+	Ls *LsSpec `json:"ls,omitempty"`
 	// Limits are the policy's limits; the agent's own limits apply as well.
 	Limits *Limits `json:"limits,omitempty"`
 }
@@ -71,8 +73,18 @@ type RestoreSpec struct {
 	// SnapshotID is a restic snapshot ID or "latest".
 	SnapshotID   string   `json:"snapshotId"`
 	IncludePaths []string `json:"includePaths,omitempty"`
-	Target       string   `json:"target"`
-	Verify       bool     `json:"verify,omitempty"`
+	// Target is the directory to restore into; empty asks the agent to create a new temporary
+	// directory and restore there. Agents before the field became optional refuse an empty one.
+	Target string `json:"target,omitempty"`
+	Verify bool   `json:"verify,omitempty"`
+}
+
+// LsSpec is what an ls task lists: Path and everything below it in the snapshot.
+type LsSpec struct {
+	// SnapshotID is a restic snapshot ID, a unique prefix of one, or "latest".
+	SnapshotID string `json:"snapshotId"`
+	// Path is an absolute, clean directory of the snapshot; "/" lists it all.
+	Path string `json:"path"`
 }
 
 // Limits bound the resources one task uses. Zero means not set.
@@ -141,6 +153,11 @@ func NewTaskMessage(task domain.Task, policy *domain.Policy) (TaskMessage, error
 			IncludePaths: slices.Clone(task.Params.IncludePaths),
 			Target:       task.Params.Target,
 			Verify:       task.Params.Verify,
+		}
+	case domain.TaskLs:
+		m.Ls = &LsSpec{SnapshotID: task.Params.SnapshotID, Path: task.Params.Path}
+		if m.Ls.Path == "" {
+			m.Ls.Path = "/"
 		}
 	}
 	if err := m.Validate(); err != nil {
@@ -255,6 +272,8 @@ func (m TaskMessage) Validate() error {
 		}
 	case domain.TaskRestore:
 		m.Restore.check(&p)
+	case domain.TaskLs:
+		m.Ls.check(&p)
 	}
 	m.Limits.check(&p)
 	return p.err(id)
@@ -288,9 +307,28 @@ func (r *RestoreSpec) check(p *problems) {
 	case len(r.SnapshotID) > 64 || hasControl(r.SnapshotID) || strings.HasPrefix(r.SnapshotID, "-"):
 		p.add("restore.snapshotId %q is not a snapshot ID", r.SnapshotID)
 	}
-	checkAbsPath(p, "restore.target", r.Target)
+	if r.Target != "" {
+		if reason := domain.TargetProblem(r.Target); reason != "" {
+			p.add("restore.target %q %s", r.Target, reason)
+		}
+	}
 	for i, path := range r.IncludePaths {
-		checkNonEmptyText(p, fmt.Sprintf("restore.includePaths[%d]", i), path)
+		if reason := domain.SnapshotPathProblem(path); reason != "" {
+			p.add("restore.includePaths[%d] %q %s", i, path, reason)
+		}
+	}
+}
+
+func (l *LsSpec) check(p *problems) {
+	if l == nil {
+		p.add("ls is missing")
+		return
+	}
+	if !domain.ValidSnapshotRef(l.SnapshotID) {
+		p.add("ls.snapshotId %q is not a snapshot ID, a prefix of one or \"latest\"", l.SnapshotID)
+	}
+	if reason := domain.SnapshotPathProblem(l.Path); reason != "" {
+		p.add("ls.path %q %s", l.Path, reason)
 	}
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Agent benchmark (issue 5): binary sizes, idle RSS and CPU over 60 s of empty long polls, and
-# the wall time of a 1 GiB backup run by the agent against the same restic backup run directly.
+# the wall time of a 1 GiB backup run by the agent against the same restic backup run directly,
+# and snapshot browsing: the ls task of a 100,000-file snapshot, its stored bytes, tree page latency.
 # Prints the figures docs/benchmarks.md records. Run from anywhere:
 #   agent/bench/run.sh                  # the full measurement
 #   RM_BENCH_TREE_MIB=128 RM_BENCH_IDLE_SECONDS=10 agent/bench/run.sh   # a quick look
@@ -16,7 +17,7 @@ for f in bin/agent/*/restic-monitor-agent; do
   awk -v p="$platform" -v s="$size" 'BEGIN { printf "%-14s %6.1f MiB (%d bytes)\n", p, s / 1048576, s }'
 done
 
-echo "== idle and backup"
+echo "== idle, backup and listing"
 export RESTIC_BIN=$root/bin/restic
 export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}
 out=$(mktemp)

@@ -113,6 +113,7 @@ func run(o options) error {
 		Repositories: []devstack.AgentRepository{{
 			Name: "demo", Location: filepath.Join(o.data, "repos", "demo"), PasswordFile: passwordFile, Initialize: true,
 		}},
+		RestoreRoots: []string{filepath.Join(o.data, "restore")},
 	}
 	if err := agent.WriteConfig(stack.URL); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -333,6 +334,49 @@ retention: {keepDaily: 14}
 	_, errOut, err = c.run("tasks", "cancel", restore.ID)
 	require.Error(t, err)
 	assert.Contains(t, errOut, "409 conflict")
+
+	// Browsing: an ls task, the stored tree page by page, a selective restore.
+	var lsTask domain.Task
+	c.ok(&lsTask, "snapshots", "ls", "--agent", agent.ID, "--repository", "main", "--snapshot", "4f8a2c1e", "--path", "/etc")
+	assert.Equal(t, domain.TaskLs, lsTask.Type)
+	assert.Equal(t, domain.TaskParams{SnapshotID: "4f8a2c1e", Path: "/etc"}, lsTask.Params)
+	_, errOut, err = c.run("snapshots", "tree", "--agent", agent.ID, "--snapshot", "4f8a2c1e", "--path", "/etc")
+	require.Error(t, err)
+	assert.Contains(t, errOut, "run an ls task")
+	snapID := strings.Repeat("4f8a2c1e", 8)
+	var entries []domain.ListingEntry
+	for i := range 120 {
+		entries = append(entries, domain.ListingEntry{Name: fmt.Sprintf("f%03d", i), Type: domain.EntryFile, Size: uint64(i), Mode: 0o644, MTime: now})
+	}
+	chunk, err := store.EncodeChunk(domain.DirChunk{Dir: "/etc", Entries: entries})
+	require.NoError(t, err)
+	listRun := domain.NewID(now)
+	_, err = st.UploadListingChunks(ctx, "acme", store.ListingUpload{
+		Listing: domain.Listing{AgentID: agent.ID, SnapshotID: snapID, Path: "/etc", TaskID: lsTask.ID, RunID: listRun, ExpiresAt: time.Now().Add(time.Hour)},
+		Chunks:  []store.EncodedChunk{chunk}, MaxBytes: 1 << 20,
+	})
+	require.NoError(t, err)
+	_, err = st.FinishListing(ctx, "acme", agent.ID, listRun, now)
+	require.NoError(t, err)
+	var all []domain.ListingEntry
+	c.ok(&all, "snapshots", "tree", "--agent", agent.ID, "--snapshot", "4f8a2c1e", "--path", "/etc", "--all")
+	require.Len(t, all, 120, "--all follows the cursors")
+	assert.Equal(t, "/etc/f119", all[119].Path)
+	var page struct {
+		SnapshotID string                `json:"snapshotId"`
+		Items      []domain.ListingEntry `json:"items"`
+		NextCursor string                `json:"nextCursor"`
+	}
+	c.ok(&page, "snapshots", "tree", "--agent", agent.ID, "--snapshot", "4f8a2c1e", "--path", "/etc", "--limit", "7")
+	assert.Equal(t, snapID, page.SnapshotID)
+	assert.Len(t, page.Items, 7)
+	assert.NotEmpty(t, page.NextCursor)
+	var sel domain.Task
+	c.ok(&sel, "snapshots", "restore", "--agent", agent.ID, "--repository", "main", "--snapshot", "4f8a2c1e", "--include", "/etc/f001", "--include", "/etc/f002")
+	assert.Equal(t, domain.TaskParams{SnapshotID: "4f8a2c1e", IncludePaths: []string{"/etc/f001", "/etc/f002"}}, sel.Params)
+	_, errOut, err = c.run("snapshots", "restore", "--agent", agent.ID, "--repository", "main", "--snapshot", "4f8a2c1e", "--include", "/etc/../root")
+	require.Error(t, err)
+	assert.Contains(t, errOut, "params.includePaths[0]")
 
 	// A run the agent reported, with its log.
 	run, err := st.CreateRun(ctx, "acme", domain.Run{ID: domain.NewID(now), AgentID: agent.ID, TaskID: task.ID, PolicyID: created.ID,

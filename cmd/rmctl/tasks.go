@@ -12,19 +12,20 @@ import (
 func (a *app) tasksCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tasks", Aliases: []string{"task"}, Short: "Run tasks now, list, show and cancel them"}
 
-	var typ, agent, policy, repository, snapshot, target, subset, startWithin string
+	var typ, agent, policy, repository, snapshot, target, subset, startWithin, lsPath string
 	var includes []string
 	var verify, prune bool
 	run := &cobra.Command{
 		Use:   "run --type TYPE --agent AGENT_ID [--policy POLICY | --repository NAME]",
-		Short: "Run a task now: backup, forget, prune, check, restore, unlock or snapshots",
+		Short: "Run a task now: backup, forget, prune, check, restore, unlock, snapshots or ls",
 		Long: `Run a task now on one agent.
 
   backup     --policy (assigned to the agent)
   forget     --policy (its retention) [--prune]
   check      --repository or --policy [--read-data-subset 1/5]
   prune, unlock, snapshots   --repository or --policy
-  restore    --repository or --policy --snapshot ID|latest --target DIR [--include PATH]... [--verify]`,
+  restore    --repository or --policy --snapshot ID|latest [--target DIR] [--include PATH]... [--verify]
+  ls         --repository or --policy --snapshot ID [--path DIR]`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]any{"type": typ, "agentId": agent}
@@ -41,6 +42,7 @@ func (a *app) tasksCmd() *cobra.Command {
 			setBody(params, "snapshotId", snapshot)
 			setBody(params, "target", target)
 			setBody(params, "readDataSubset", subset)
+			setBody(params, "path", lsPath)
 			if len(includes) > 0 {
 				params["includePaths"] = includes
 			}
@@ -57,12 +59,13 @@ func (a *app) tasksCmd() *cobra.Command {
 		},
 	}
 	f := run.Flags()
-	f.StringVar(&typ, "type", "", "backup, forget, prune, check, restore, unlock or snapshots")
+	f.StringVar(&typ, "type", "", "backup, forget, prune, check, restore, unlock, snapshots or ls")
+	f.StringVar(&lsPath, "path", "", "ls: the directory of the snapshot to list (default /)")
 	f.StringVar(&agent, "agent", "", "the agent that runs it")
 	f.StringVar(&policy, "policy", "", "the policy, by ID or name")
 	f.StringVar(&repository, "repository", "", "the repository, when no policy is given")
-	f.StringVar(&snapshot, "snapshot", "", "restore: the snapshot ID, or latest")
-	f.StringVar(&target, "target", "", "restore: the absolute directory to restore into")
+	f.StringVar(&snapshot, "snapshot", "", "restore, ls: the snapshot ID, or latest")
+	f.StringVar(&target, "target", "", "restore: the absolute directory to restore into (default: a new temporary directory)")
 	f.StringArrayVar(&includes, "include", nil, "restore: only this path (repeatable)")
 	f.BoolVar(&verify, "verify", false, "restore: verify the restored files")
 	f.BoolVar(&prune, "prune", false, "forget: prune afterwards")

@@ -44,6 +44,10 @@ type Config struct {
 	AgentRoleARN string
 	// LogRetention is how long run logs are kept (RM_LOG_RETENTION_DAYS, default 30).
 	LogRetention time.Duration
+	// ListingRetention is how long snapshot listings are kept (RM_LISTING_RETENTION_DAYS,
+	// default 7); ListingMaxMiB caps one listing's compressed size (RM_LISTING_MAX_MIB, default 64).
+	ListingRetention time.Duration
+	ListingMaxMiB    int
 	// HeartbeatInterval is how often agents report (RM_HEARTBEAT_SECONDS, default 60).
 	HeartbeatInterval time.Duration
 	// AuditRetention is how long audit entries are kept (RM_AUDIT_RETENTION in days, "365" or
@@ -67,6 +71,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		LogRetention:      30 * 24 * time.Hour,
 		HeartbeatInterval: time.Minute,
 		AuditRetention:    store.DefaultAuditRetention,
+		ListingRetention:  domain.DefaultListingRetention,
+		ListingMaxMiB:     domain.DefaultListingMaxBytes >> 20,
 	}
 	if c.Table == "" {
 		problems = append(problems, "RM_TABLE is required")
@@ -83,6 +89,20 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			problems = append(problems, "RM_LOG_RETENTION_DAYS must be 1–3650")
 		}
 		c.LogRetention = time.Duration(days) * 24 * time.Hour
+	}
+	if v := getenv("RM_LISTING_RETENTION_DAYS"); v != "" {
+		days, err := strconv.Atoi(v)
+		if err != nil || days < 1 || days > 365 {
+			problems = append(problems, "RM_LISTING_RETENTION_DAYS must be 1–365")
+		}
+		c.ListingRetention = time.Duration(days) * 24 * time.Hour
+	}
+	if v := getenv("RM_LISTING_MAX_MIB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10240 {
+			problems = append(problems, "RM_LISTING_MAX_MIB must be 1–10240")
+		}
+		c.ListingMaxMiB = n
 	}
 	if v := getenv("RM_HEARTBEAT_SECONDS"); v != "" {
 		s, err := strconv.Atoi(v)
@@ -171,6 +191,8 @@ func (c *Core) APIDeps() httpapi.Deps {
 	settings := httpapi.DefaultSettings()
 	settings.Region = c.AWS.Region
 	settings.LogRetention = c.Config.LogRetention
+	settings.ListingRetention = c.Config.ListingRetention
+	settings.ListingMaxBytes = int64(c.Config.ListingMaxMiB) << 20
 	settings.HeartbeatInterval = c.Config.HeartbeatInterval
 	d := httpapi.Deps{
 		Store: c.Store, Queues: c.Queues, Dispatcher: c.Dispatcher, Log: c.Log, Now: c.Now, Settings: settings,

@@ -25,12 +25,14 @@ func TestFromEnvReadsEveryVariable(t *testing.T) {
 		"RM_TABLE": "restic-monitor-prod", "RM_STAGE": "prod", "RM_TENANT": "acme",
 		"RM_AGENT_ROLE_ARN": "arn:aws:iam::123456789012:role/agents", "RM_LOG_RETENTION_DAYS": "7",
 		"RM_HEARTBEAT_SECONDS": "30", "LOG_LEVEL": "debug", "RM_EVENT_BUS": "ops-bus", "RM_AUDIT_RETENTION": "90d",
+		"RM_LISTING_RETENTION_DAYS": "2", "RM_LISTING_MAX_MIB": "16",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, Config{
 		Table: "restic-monitor-prod", Stage: "prod", Tenant: "acme", AgentRoleARN: "arn:aws:iam::123456789012:role/agents",
 		LogRetention: 7 * 24 * time.Hour, HeartbeatInterval: 30 * time.Second, LogLevel: slog.LevelDebug, EventBus: "ops-bus",
-		AuditRetention: 90 * 24 * time.Hour,
+		AuditRetention:   90 * 24 * time.Hour,
+		ListingRetention: 2 * 24 * time.Hour, ListingMaxMiB: 16,
 	}, c)
 	assert.Equal(t, "rm-prod-", c.Names().QueuePrefix())
 }
@@ -41,6 +43,8 @@ func TestFromEnvDefaults(t *testing.T) {
 	assert.Equal(t, 30*24*time.Hour, c.LogRetention)
 	assert.Equal(t, time.Minute, c.HeartbeatInterval)
 	assert.Equal(t, 365*24*time.Hour, c.AuditRetention)
+	assert.Equal(t, 7*24*time.Hour, c.ListingRetention)
+	assert.Equal(t, 64, c.ListingMaxMiB)
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
 	assert.Equal(t, "restic-monitor-dev-events", c.EventBus, "the bus the stack creates")
 }
@@ -48,10 +52,11 @@ func TestFromEnvDefaults(t *testing.T) {
 func TestFromEnvReportsEveryProblemAtOnce(t *testing.T) {
 	_, err := FromEnv(env(map[string]string{
 		"RM_STAGE": "Prod-1", "RM_TENANT": "A", "RM_LOG_RETENTION_DAYS": "0", "RM_HEARTBEAT_SECONDS": "x", "LOG_LEVEL": "loud",
-		"RM_AUDIT_RETENTION": "forever",
+		"RM_AUDIT_RETENTION":        "forever",
+		"RM_LISTING_RETENTION_DAYS": "0", "RM_LISTING_MAX_MIB": "lots",
 	}))
 	require.Error(t, err)
-	for _, want := range []string{"RM_TABLE", "RM_STAGE", "RM_TENANT", "RM_LOG_RETENTION_DAYS", "RM_HEARTBEAT_SECONDS", "LOG_LEVEL", "RM_AUDIT_RETENTION"} {
+	for _, want := range []string{"RM_TABLE", "RM_STAGE", "RM_TENANT", "RM_LOG_RETENTION_DAYS", "RM_HEARTBEAT_SECONDS", "LOG_LEVEL", "RM_AUDIT_RETENTION", "RM_LISTING_RETENTION_DAYS", "RM_LISTING_MAX_MIB"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

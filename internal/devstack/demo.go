@@ -88,6 +88,8 @@ type Agent struct {
 	ResticBinary string
 	// Repositories are written into the agent's configuration.
 	Repositories []AgentRepository
+	// RestoreRoots are the directories restores may name as their target.
+	RestoreRoots []string
 	// HeartbeatInterval and QueueWait shorten the agent's loops for a quick demo or test.
 	HeartbeatInterval, QueueWait time.Duration
 	// Output receives the agent's logs.
@@ -128,6 +130,12 @@ func (a *Agent) WriteConfig(apiURL string) error {
 	b.WriteString("logLevel: info\nrepositories:\n")
 	for _, r := range a.Repositories {
 		fmt.Fprintf(&b, "  - name: %q\n    repository: %q\n    passwordFile: %q\n    initialize: %t\n", r.Name, r.Location, r.PasswordFile, r.Initialize)
+	}
+	if len(a.RestoreRoots) > 0 {
+		b.WriteString("restoreRoots:\n")
+		for _, root := range a.RestoreRoots {
+			fmt.Fprintf(&b, "  - %q\n", root)
+		}
 	}
 	return os.WriteFile(a.ConfigPath(), []byte(b.String()), 0o600)
 }

@@ -58,6 +58,9 @@ type Run struct {
 	Error      string     `json:"error,omitempty"`
 	// UnreadablePaths lists what a partial backup could not read.
 	UnreadablePaths []string `json:"unreadablePaths,omitempty"`
+	// RestoreTarget is the directory a restore wrote into, as the agent reported it: the
+	// task's target, or the temporary directory the agent created when the task named none.
+	RestoreTarget string `json:"restoreTarget,omitempty"`
 	// LogBytes and LogLines count the log accepted for this run.
 	LogBytes int64 `json:"logBytes"`
 	LogLines int64 `json:"logLines"`

@@ -1,8 +1,13 @@
 package domain
 
 import (
+	"fmt"
+	"path"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // TaskType is the restic operation a task performs.
@@ -18,10 +23,12 @@ const (
 	TaskSnapshots TaskType = "snapshots"
 	// TaskStats reports a repository's size, file count and locks (restic stats and list locks).
 	TaskStats TaskType = "stats"
+	// TaskLs lists a snapshot's tree and uploads it, so that it can be browsed without restic.
+	TaskLs TaskType = "ls"
 )
 
 // TaskTypes lists every task type.
-var TaskTypes = []TaskType{TaskBackup, TaskForget, TaskPrune, TaskCheck, TaskRestore, TaskUnlock, TaskSnapshots, TaskStats}
+var TaskTypes = []TaskType{TaskBackup, TaskForget, TaskPrune, TaskCheck, TaskRestore, TaskUnlock, TaskSnapshots, TaskStats, TaskLs}
 
 // Valid reports whether t is a known task type.
 func (t TaskType) Valid() bool { return slices.Contains(TaskTypes, t) }
@@ -92,11 +99,14 @@ func CanTransition(from, to TaskStatus) bool { return slices.Contains(transition
 
 // TaskParams carries what a task type needs beyond its policy.
 type TaskParams struct {
-	// SnapshotID, IncludePaths, Target and Verify describe a restore.
+	// SnapshotID, IncludePaths, Target and Verify describe a restore; SnapshotID and Path an
+	// ls. An empty Target restores into a new temporary directory of the agent's choosing.
 	SnapshotID   string   `json:"snapshotId,omitempty"`
 	IncludePaths []string `json:"includePaths,omitempty"`
 	Target       string   `json:"target,omitempty"`
 	Verify       bool     `json:"verify,omitempty"`
+	// Path is the directory of the snapshot an ls lists, with everything below it; empty is "/".
+	Path string `json:"path,omitempty"`
 	// Prune asks forget to prune afterwards.
 	Prune bool `json:"prune,omitempty"`
 	// ReadDataSubset is restic check's --read-data-subset.
@@ -148,7 +158,7 @@ type Task struct {
 func (t Task) Validate() error {
 	var fe fieldErrors
 	if !t.Type.Valid() {
-		fe.add("type", "must be one of backup, forget, prune, check, restore, unlock, snapshots, stats")
+		fe.add("type", "must be one of %s", TaskTypeNames)
 	}
 	if !ValidID(t.AgentID) {
 		fe.add("agentId", "must be an agent ID")
@@ -165,18 +175,28 @@ func (t Task) Validate() error {
 	if t.MaxRetries < 0 || t.MaxRetries > 20 {
 		fe.add("maxRetries", "must be between 0 and 20")
 	}
-	if t.Type == TaskRestore {
-		if t.Params.SnapshotID == "" || len(t.Params.SnapshotID) > 64 || hasControl(t.Params.SnapshotID) {
-			fe.add("params.snapshotId", "a restore needs the snapshot ID (or \"latest\")")
-		}
-		if !isAbsPath(t.Params.Target) || hasControl(t.Params.Target) {
-			fe.add("params.target", "a restore needs an absolute target directory")
+	switch t.Type {
+	case TaskRestore:
+		checkSnapshotRef(&fe, t.Params.SnapshotID, "a restore")
+		if t.Params.Target != "" {
+			if reason := TargetProblem(t.Params.Target); reason != "" {
+				fe.add("params.target", "%s", reason)
+			}
 		}
 		if len(t.Params.IncludePaths) > MaxPolicyPaths {
 			fe.add("params.includePaths", "at most %d paths", MaxPolicyPaths)
 		}
 		for i, p := range t.Params.IncludePaths {
-			checkText(&fe, "params.includePaths["+itoa(i)+"]", p, 1, 4096)
+			if reason := SnapshotPathProblem(p); reason != "" {
+				fe.add("params.includePaths["+itoa(i)+"]", "%s", reason)
+			}
+		}
+	case TaskLs:
+		checkSnapshotRef(&fe, t.Params.SnapshotID, "an ls")
+		if t.Params.Path != "" {
+			if reason := SnapshotPathProblem(t.Params.Path); reason != "" {
+				fe.add("params.path", "%s", reason)
+			}
 		}
 	}
 	if t.Params.ReadDataSubset != "" {
@@ -185,4 +205,71 @@ func (t Task) Validate() error {
 		}
 	}
 	return fe.err()
+}
+
+// TaskTypeNames lists the task types for error messages.
+var TaskTypeNames = func() string {
+	names := make([]string, len(TaskTypes))
+	for i, t := range TaskTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}()
+
+// snapshotRefPattern is a restic snapshot ID, a unique prefix of one (8 digits at least), or
+// "latest".
+var snapshotRefPattern = regexp.MustCompile(`^(latest|[0-9a-f]{8,64})$`)
+
+// ValidSnapshotRef reports whether s names a snapshot as restic takes it: an ID, a unique
+// prefix of one (8–64 hexadecimal digits), or "latest".
+func ValidSnapshotRef(s string) bool { return snapshotRefPattern.MatchString(s) }
+
+func checkSnapshotRef(fe *fieldErrors, ref, what string) {
+	switch {
+	case ref == "":
+		fe.add("params.snapshotId", "%s needs the snapshot ID (or \"latest\")", what)
+	case !ValidSnapshotRef(ref):
+		fe.add("params.snapshotId", "must be a restic snapshot ID (8–64 hexadecimal digits) or \"latest\"")
+	}
+}
+
+// MaxSnapshotPath bounds a path inside a snapshot.
+const MaxSnapshotPath = 4096
+
+// SnapshotPathProblem says why p is not an absolute, clean path (as a path inside a snapshot
+// or a restore target must be), or "" when it is one. ".." is refused outright rather than
+// cleaned away: a path that climbs is a mistake or an attack, never what an operator means.
+func SnapshotPathProblem(p string) string {
+	switch {
+	case p == "":
+		return "must not be empty"
+	case len(p) > MaxSnapshotPath:
+		return fmt.Sprintf("at most %d bytes", MaxSnapshotPath)
+	case !utf8.ValidString(p) || hasControl(p):
+		return "must be valid UTF-8 without control characters"
+	case !strings.HasPrefix(p, "/"):
+		return "must be an absolute path (starting with /)"
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return "must not contain \"..\""
+	case path.Clean(p) != p:
+		return fmt.Sprintf("must be a clean path (%s)", path.Clean(p))
+	}
+	return ""
+}
+
+// TargetProblem says why p cannot be a restore target on an agent's host, or "" when it can:
+// it must be absolute (on Unix or Windows) and must not climb with "..". Whether it lies
+// inside the agent's restore roots only the agent can tell.
+func TargetProblem(p string) string {
+	switch {
+	case len(p) > MaxSnapshotPath:
+		return fmt.Sprintf("at most %d bytes", MaxSnapshotPath)
+	case !utf8.ValidString(p) || hasControl(p):
+		return "must be valid UTF-8 without control characters"
+	case !isAbsPath(p):
+		return "must be an absolute directory path"
+	case slices.Contains(strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }), ".."):
+		return "must not contain \"..\""
+	}
+	return ""
 }

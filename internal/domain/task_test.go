@@ -137,7 +137,7 @@ func TestTaskStatusAndTypeValid(t *testing.T) {
 	for _, s := range []domain.TaskStatus{"", "done", "Running"} {
 		assert.Falsef(t, s.Valid(), "%q: got valid", s)
 	}
-	want := []domain.TaskType{"backup", "forget", "prune", "check", "restore", "unlock", "snapshots", "stats"}
+	want := []domain.TaskType{"backup", "forget", "prune", "check", "restore", "unlock", "snapshots", "stats", "ls"}
 	assert.Equalf(t, want, domain.TaskTypes, "TaskTypes: got %q, want %q", domain.TaskTypes, want)
 	for _, tt := range domain.TaskTypes {
 		assert.Truef(t, tt.Valid(), "%q: got invalid", tt)
@@ -204,6 +204,12 @@ func TestTaskValidateAccepts(t *testing.T) {
 		{"restore of a snapshot ID", restore(func(p *domain.TaskParams) { p.SnapshotID = "4bba301e" })},
 		{"restore to Windows", restore(func(p *domain.TaskParams) { p.Target = `C:\restore` })},
 		{"restore of everything", restore(func(p *domain.TaskParams) { p.IncludePaths = nil })},
+		{"restore into a new temporary directory", restore(func(p *domain.TaskParams) { p.Target = "" })},
+		{"restore of odd file names", restore(func(p *domain.TaskParams) { p.IncludePaths = []string{"/home/x/b*?[.txt", "/home/..x"} })},
+		{"ls of the whole snapshot", func(t *domain.Task) { t.Type, t.PolicyID, t.Params.SnapshotID = domain.TaskLs, "", "latest" }},
+		{"ls of a directory", func(t *domain.Task) {
+			t.Type, t.PolicyID, t.Params.SnapshotID, t.Params.Path = domain.TaskLs, "", "0123abcd", "/home/x"
+		}},
 		{"restore of most paths", restore(func(p *domain.TaskParams) { p.IncludePaths = numbered(domain.MaxPolicyPaths, "/d%d") })},
 	}
 	for _, tc := range cases {
@@ -238,7 +244,21 @@ func TestTaskValidateRejects(t *testing.T) {
 		{"restore without snapshot", restore(func(p *domain.TaskParams) { p.SnapshotID = "" }), []string{"params.snapshotId"}},
 		{"restore with huge snapshot ID", restore(func(p *domain.TaskParams) { p.SnapshotID = strings.Repeat("a", 65) }), []string{"params.snapshotId"}},
 		{"restore with control character in snapshot", restore(func(p *domain.TaskParams) { p.SnapshotID = "latest\n" }), []string{"params.snapshotId"}},
-		{"restore without target", restore(func(p *domain.TaskParams) { p.Target = "" }), []string{"params.target"}},
+		{"restore to a climbing target", restore(func(p *domain.TaskParams) { p.Target = "/srv/restore/../../etc" }), []string{"params.target"}},
+		{"restore of a climbing path", restore(func(p *domain.TaskParams) { p.IncludePaths = []string{"/home/../etc/shadow"} }),
+			[]string{"params.includePaths[0]"}},
+		{"restore of a relative path", restore(func(p *domain.TaskParams) { p.IncludePaths = []string{"home/x"} }),
+			[]string{"params.includePaths[0]"}},
+		{"restore of an unclean path", restore(func(p *domain.TaskParams) { p.IncludePaths = []string{"/home//x/"} }),
+			[]string{"params.includePaths[0]"}},
+		{"ls without snapshot", func(t *domain.Task) { t.Type, t.PolicyID = domain.TaskLs, "" }, []string{"params.snapshotId"}},
+		{"ls of a prefix too short", func(t *domain.Task) { t.Type, t.PolicyID, t.Params.SnapshotID = domain.TaskLs, "", "abc" }, []string{"params.snapshotId"}},
+		{"ls of a relative path", func(t *domain.Task) {
+			t.Type, t.PolicyID, t.Params.SnapshotID, t.Params.Path = domain.TaskLs, "", "0123abcd", "home"
+		}, []string{"params.path"}},
+		{"ls of a climbing path", func(t *domain.Task) {
+			t.Type, t.PolicyID, t.Params.SnapshotID, t.Params.Path = domain.TaskLs, "", "0123abcd", "/home/.."
+		}, []string{"params.path"}},
 		{"restore to a relative target", restore(func(p *domain.TaskParams) { p.Target = "restore" }), []string{"params.target"}},
 		{"restore to a target with control characters", restore(func(p *domain.TaskParams) { p.Target = "/restore\x00/x" }), []string{"params.target"}},
 		{"restore of too many paths", restore(func(p *domain.TaskParams) { p.IncludePaths = numbered(domain.MaxPolicyPaths+1, "/d%d") }),
@@ -247,7 +267,7 @@ func TestTaskValidateRejects(t *testing.T) {
 			[]string{"params.includePaths[1]", "params.includePaths[2]"}},
 		{"everything wrong", func(t *domain.Task) {
 			*t = domain.Task{Type: domain.TaskRestore, PolicyID: "x", MaxRetries: 50, Params: domain.TaskParams{ReadDataSubset: "0%"}}
-		}, []string{"agentId", "policyId", "repository", "deadline", "maxRetries", "params.snapshotId", "params.target", "params.readDataSubset"}},
+		}, []string{"agentId", "policyId", "repository", "deadline", "maxRetries", "params.snapshotId", "params.readDataSubset"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

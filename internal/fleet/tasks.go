@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +33,7 @@ type TaskRequest struct {
 // paramsFor says which TaskParams fields each task type reads.
 var paramsFor = map[domain.TaskType][]string{
 	domain.TaskRestore: {"snapshotId", "includePaths", "target", "verify"},
+	domain.TaskLs:      {"snapshotId", "path"},
 	domain.TaskForget:  {"prune"},
 	domain.TaskCheck:   {"readDataSubset"},
 }
@@ -46,7 +46,7 @@ func setParams(tp domain.TaskParams) []string {
 		set  bool
 	}{
 		{"snapshotId", tp.SnapshotID != ""}, {"includePaths", len(tp.IncludePaths) > 0}, {"target", tp.Target != ""},
-		{"verify", tp.Verify}, {"prune", tp.Prune}, {"readDataSubset", tp.ReadDataSubset != ""},
+		{"verify", tp.Verify}, {"path", tp.Path != ""}, {"prune", tp.Prune}, {"readDataSubset", tp.ReadDataSubset != ""},
 	} {
 		if f.set {
 			out = append(out, f.name)
@@ -54,8 +54,6 @@ func setParams(tp domain.TaskParams) []string {
 	}
 	return out
 }
-
-var snapshotRef = regexp.MustCompile(`^(latest|[0-9a-f]{8,64})$`)
 
 // RunTask creates a task that runs now, then sends it to the agent's queue. The task is returned
 // as it stands afterwards: queued when the message went out, pending when sending failed (the
@@ -91,7 +89,7 @@ func (s *Service) RunTask(ctx context.Context, tenantID string, req TaskRequest)
 func (s *Service) newTask(ctx context.Context, tenantID string, req TaskRequest) (domain.Task, error) {
 	var p problems
 	if !req.Type.Valid() {
-		p.add("type", "must be one of backup, forget, prune, check, restore, unlock, snapshots")
+		p.add("type", "must be one of %s", domain.TaskTypeNames)
 	}
 	if !domain.ValidID(req.AgentID) {
 		p.add("agentId", "must be an agent ID")
@@ -148,9 +146,6 @@ func (s *Service) newTask(ctx context.Context, tenantID string, req TaskRequest)
 				p.add("params."+name, "a %s task does not take %s", req.Type, name)
 			}
 		}
-	}
-	if req.Type == domain.TaskRestore && req.Params.SnapshotID != "" && !snapshotRef.MatchString(req.Params.SnapshotID) {
-		p.add("params.snapshotId", "must be a restic snapshot ID (8–64 hexadecimal digits) or \"latest\"")
 	}
 	// A backup runs on the agents the policy is assigned to; the backup slot exists exactly
 	// while the policy is assigned to the agent.

@@ -26,6 +26,7 @@ func AgentRoutes(d Deps) []Route {
 		{post, "/v1/agent/tasks/{taskId}/result", AccessAgent, h.result},
 		{post, "/v1/agent/runs/{runId}/logs", AccessAgent, h.logs},
 		{post, "/v1/agent/snapshots", AccessAgent, h.snapshots},
+		{post, "/v1/agent/tasks/{taskId}/listing", AccessAgent, h.listing},
 	}
 }
 
@@ -35,6 +36,7 @@ func newReporting(d Deps) *reporting.Service {
 		Settings: reporting.Settings{
 			HeartbeatInterval: d.Settings.HeartbeatInterval, LogRetention: d.Settings.LogRetention,
 			Retry: d.Settings.Retry, AgentHourlyRetryBudget: d.Settings.AgentHourlyRetryBudget,
+			ListingRetention: d.Settings.ListingRetention, ListingMaxBytes: d.Settings.ListingMaxBytes,
 		},
 	}
 	if d.Queues != nil {
@@ -289,6 +291,43 @@ func (h agentAPI) snapshots(w http.ResponseWriter, r *http.Request) error {
 		return agentError(err)
 	}
 	writeJSON(w, http.StatusOK, snapshotsResponse{Repository: rep.Repository, Stored: reply.Stored, Removed: reply.Removed})
+	return nil
+}
+
+// listingResponse says what an upload of an ls run's listing did.
+type listingResponse struct {
+	TaskID string `json:"taskId"`
+	Seq    int64  `json:"seq"`
+	// Repeated is true when the upload had been counted before.
+	Repeated bool `json:"repeated"`
+	// Truncated is true when the listing reached its size cap: stop uploading, finish the run.
+	Truncated bool `json:"truncated"`
+	// Bytes and Entries are the listing's compressed size and entries so far.
+	Bytes   int64 `json:"bytes"`
+	Entries int64 `json:"entries"`
+	// ListedAt is set once a final upload made the listing the snapshot's.
+	ListedAt *time.Time `json:"listedAt,omitempty"`
+}
+
+func (h agentAPI) listing(w http.ResponseWriter, r *http.Request) error {
+	taskID, err := pathID(r, "taskId")
+	if err != nil {
+		return err
+	}
+	var up reporting.ListingUpload
+	if err := decode(r, &up); err != nil {
+		return err
+	}
+	reply, err := h.svc.UploadListing(r.Context(), caller(r), taskID, up)
+	if err != nil {
+		return agentError(err)
+	}
+	out := listingResponse{TaskID: taskID, Seq: *up.Seq, Repeated: reply.Repeated, Truncated: reply.Listing.Truncated,
+		Bytes: reply.Listing.Bytes, Entries: reply.Listing.Entries}
+	if reply.Finished {
+		out.ListedAt = &reply.Listing.ListedAt
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -35,6 +35,10 @@ type Settings struct {
 	Region string
 	// LogRetention is how long run logs are kept.
 	LogRetention time.Duration
+	// ListingRetention is how long a snapshot listing is kept, ListingMaxBytes the compressed
+	// size it is cut at (zero: the domain's defaults).
+	ListingRetention time.Duration
+	ListingMaxBytes  int64
 	// HeartbeatInterval is how often agents are told to report.
 	HeartbeatInterval time.Duration
 	// OverdueGrace is how late a backup may be before its policy counts as overdue.

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/restic-monitor/restic-monitor/internal/auth"
 	"github.com/restic-monitor/restic-monitor/internal/dispatch"
@@ -24,6 +25,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/httpapi"
 	"github.com/restic-monitor/restic-monitor/internal/lambdahttp"
 	"github.com/restic-monitor/restic-monitor/internal/queue"
+	"github.com/restic-monitor/restic-monitor/internal/queuecreds"
 	"github.com/restic-monitor/restic-monitor/internal/resources"
 	"github.com/restic-monitor/restic-monitor/internal/store"
 	"github.com/restic-monitor/restic-monitor/internal/testenv"
@@ -52,6 +54,8 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	deps := httpapi.Deps{
 		Store: st, Queues: qm, Log: log, Now: now, Settings: httpapi.DefaultSettings(),
 		Dispatcher: &dispatch.Dispatcher{Store: st, Sender: qm, Log: log, Now: now},
+		// A real vendor, so that the credentials route answers as it does when deployed.
+		Credentials: queuecreds.New(sts.NewFromConfig(cfg), agentRoleARN),
 	}
 	authn := &auth.Authenticator{Store: st, Now: now}
 	ft := &fuzzTarget{

@@ -292,6 +292,41 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 	c.call(get, "/v1/runs/{runId}/logs", "/v1/runs/"+missing+"/logs", w.viewer, nil, 404)
 	c.call(get, "/v1/agents/{agentId}/runs", "/v1/agents/"+a.ID+"/runs", w.viewer, nil, 200)
 	c.call(get, "/v1/agents/{agentId}/snapshots", "/v1/agents/"+a.ID+"/snapshots", w.viewer, nil, 200)
+	listed := strings.Repeat("4f8a2c1e", 8)
+	tree := "/v1/agents/" + a.ID + "/snapshots/" + listed[:8] + "/tree?path=/data&limit=1"
+	c.call(get, "/v1/agents/{agentId}/snapshots/{snapshotId}/tree", tree, w.viewer, nil, 404)
+	var chunks []store.EncodedChunk
+	for _, ch := range []domain.DirChunk{
+		{Dir: "/data", Dirs: true, Entries: []domain.ListingEntry{{Name: "sub", Type: domain.EntryDir, Mode: 0o755, MTime: h.clock}}},
+		{Dir: "/data", Entries: []domain.ListingEntry{{Name: "a.txt", Type: domain.EntryFile, Size: 3, Mode: 0o644, MTime: h.clock}}},
+		{Dir: "/data/sub", Dirs: true, Entries: []domain.ListingEntry{}},
+	} {
+		e, err := store.EncodeChunk(ch)
+		require.NoError(t, err)
+		chunks = append(chunks, e)
+	}
+	listRun := domain.NewID(h.clock)
+	_, err = h.store.UploadListingChunks(context.Background(), w.id, store.ListingUpload{
+		Listing: domain.Listing{AgentID: a.ID, SnapshotID: listed, Path: "/data", TaskID: domain.NewID(h.clock), RunID: listRun, ExpiresAt: h.clock.Add(time.Hour)},
+		Chunks:  chunks, MaxBytes: 1 << 20,
+	})
+	require.NoError(t, err)
+	_, err = h.store.FinishListing(context.Background(), w.id, a.ID, listRun, h.clock)
+	require.NoError(t, err)
+	var page struct {
+		Items      []domain.ListingEntry `json:"items"`
+		NextCursor string                `json:"nextCursor"`
+	}
+	c.call(get, "/v1/agents/{agentId}/snapshots/{snapshotId}/tree", tree, w.viewer, nil, 200).JSON(t, &page)
+	require.Len(t, page.Items, 1)
+	assert.Equal(t, "/data/sub", page.Items[0].Path, "directories come first")
+	cursor := page.NextCursor
+	page.NextCursor = ""
+	c.call(get, "/v1/agents/{agentId}/snapshots/{snapshotId}/tree", tree+"&cursor="+cursor, w.viewer, nil, 200).JSON(t, &page)
+	assert.Equal(t, "a.txt", page.Items[0].Name)
+	assert.Empty(t, page.NextCursor)
+	c.call(get, "/v1/agents/{agentId}/snapshots/{snapshotId}/tree", "/v1/agents/"+a.ID+"/snapshots/"+listed+"/tree?path=/data/a.txt", w.viewer, nil, 404)
+	c.call(get, "/v1/agents/{agentId}/snapshots/{snapshotId}/tree", "/v1/agents/"+a.ID+"/snapshots/"+listed+"/tree?path=/data&cursor=bogus", w.viewer, nil, 400)
 
 	sl, err := h.store.GetSlot(context.Background(), w.id, p.ID, a.ID, domain.SlotBackup)
 	require.NoError(t, err)

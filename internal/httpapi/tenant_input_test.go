@@ -28,7 +28,8 @@ func inputWorld(t *testing.T) (*harness, *tenantWorld, map[string]string) {
 	drainTaskQueue(t, h, a.QueueURL)
 	run := w.run(a.ID, p.ID, domain.TaskSucceeded, h.clock)
 	ch := w.channel("ops")
-	return h, w, map[string]string{"agentId": a.ID, "policyId": p.ID, "taskId": task.ID, "runId": run.ID, "name": "repo-main", "channelId": ch.ID}
+	return h, w, map[string]string{"agentId": a.ID, "policyId": p.ID, "taskId": task.ID, "runId": run.ID, "name": "repo-main", "channelId": ch.ID,
+		"snapshotId": "4f8a2c1e"}
 }
 
 // bodyRoutes are the tenant routes that read a JSON body; actions (cancel a task, test a

@@ -96,6 +96,7 @@ func TestTenantIsolation(t *testing.T) {
 	ids := map[string]string{
 		"agentId": agentA.ID, "policyId": policyA.ID, "taskId": taskA.ID, "runId": runA.ID,
 		"tokenId": tokenA.ID, "keyId": keyA.ID, "name": "a-private-repo", "channelId": channelA.ID,
+		"snapshotId": "4f8a2c1e",
 	}
 	validBody := map[string]any{
 		"PATCH /v1/agents/{agentId}":                  map[string]any{"version": agentA.Version, "labels": map[string]any{"env": "b-was-here"}},
@@ -129,7 +130,7 @@ func TestTenantIsolation(t *testing.T) {
 		tenantStatus(t, http.StatusNotFound, res, key, " with tenant B's key on tenant A's resource")
 		assert.NotContains(t, res.Body, "tenant-a", key)
 		// Exactly what a resource that does not exist gets.
-		missing := concretePath(h, r.Pattern, map[string]string{"name": "no-such-repo"})
+		missing := concretePath(h, r.Pattern, map[string]string{"name": "no-such-repo", "snapshotId": "4f8a2c1e"})
 		if strings.HasSuffix(path, "?force=true") {
 			missing += "?force=true"
 		}

@@ -33,6 +33,7 @@ func TenantRoutes(d Deps) []Route {
 		{get, "/v1/agents/{agentId}/tasks", AccessViewer, agents.tasks},
 		{get, "/v1/agents/{agentId}/runs", AccessViewer, agents.runs},
 		{get, "/v1/agents/{agentId}/snapshots", AccessViewer, agents.snapshots},
+		{get, "/v1/agents/{agentId}/snapshots/{snapshotId}/tree", AccessViewer, agents.tree},
 
 		{post, "/v1/enrollment-tokens", AccessOperator, noQuery(creds.createEnrollmentToken)},
 		{get, "/v1/enrollment-tokens", AccessViewer, creds.listEnrollmentTokens},

@@ -51,7 +51,7 @@ func taskFilter(q params) (store.TaskFilter, store.Page, error) {
 	}
 	if t := domain.TaskType(q.get("type")); t != "" {
 		if !t.Valid() {
-			return f, store.Page{}, fieldError("type", "must be one of backup, forget, prune, check, restore, unlock, snapshots")
+			return f, store.Page{}, fieldError("type", "must be one of "+domain.TaskTypeNames)
 		}
 		f.Type = t
 	}

@@ -42,6 +42,24 @@ type Settings struct {
 	// AgentHourlyRetryBudget is how many retries one agent may use in an hour, across its tasks
 	// (0: schedule.DefaultAgentHourlyRetryBudget).
 	AgentHourlyRetryBudget int
+	// ListingRetention is how long a snapshot listing is kept (0: domain.DefaultListingRetention).
+	ListingRetention time.Duration
+	// ListingMaxBytes caps one listing's compressed size (0: domain.DefaultListingMaxBytes).
+	ListingMaxBytes int64
+}
+
+func (s Settings) listingRetention() time.Duration {
+	if s.ListingRetention <= 0 {
+		return domain.DefaultListingRetention
+	}
+	return s.ListingRetention
+}
+
+func (s Settings) listingMaxBytes() int64 {
+	if s.ListingMaxBytes <= 0 {
+		return domain.DefaultListingMaxBytes
+	}
+	return s.ListingMaxBytes
 }
 
 func (s Settings) heartbeatSeconds() int {

@@ -277,6 +277,8 @@ type Result struct {
 	// reportedAt and agentId are replaced by the run's end and agent.
 	Stats *domain.RepoStats `json:"stats,omitempty"`
 	Locks *domain.LockInfo  `json:"locks,omitempty"`
+	// RestoreTarget is the directory a restore wrote into.
+	RestoreTarget string `json:"restoreTarget,omitempty"`
 }
 
 // Result limits. They keep a run, and a task with its listed attempts, within DynamoDB's item
@@ -299,6 +301,11 @@ var snapshotIDPattern = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
 func (r Result) validate() error {
 	var p problems
 	p.checkID("runId", r.RunID)
+	if r.RestoreTarget != "" {
+		if reason := domain.TargetProblem(r.RestoreTarget); reason != "" {
+			p.add("restoreTarget", "%s", reason)
+		}
+	}
 	switch r.Outcome {
 	case OutcomeSucceeded, OutcomePartial, OutcomeFailed, OutcomeCancelled:
 	case "":
@@ -557,6 +564,7 @@ func decideResult(now time.Time, c Caller, res Result, t domain.Task, run *domai
 func finishedRun(now time.Time, res Result, run domain.Run) domain.Run {
 	r := run
 	r.FinishedAt, r.ExitCode, r.Summary, r.UnreadablePaths, r.Error = &now, res.ExitCode, res.Summary, res.UnreadablePaths, res.Error
+	r.RestoreTarget = res.RestoreTarget
 	if r.Summary != nil {
 		sum := *r.Summary
 		sum.DurationSeconds = roundTo(sum.DurationSeconds, 1e3)

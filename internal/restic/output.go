@@ -71,6 +71,8 @@ type collector struct {
 	onLine   func(Line)
 	onStdout func(line []byte)
 	maxLine  int
+	// quietStdout keeps stdout from OnLine.
+	quietStdout bool
 
 	exitMessage string
 	errors      []ItemError
@@ -90,6 +92,12 @@ func (c *collector) writer(s Stream) *lineWriter {
 func (c *collector) line(s Stream, raw []byte, truncated bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if s == Stdout && c.quietStdout {
+		if c.onStdout != nil && !truncated {
+			c.onStdout(raw)
+		}
+		return
+	}
 	text := c.redact(clean(raw))
 	switch s {
 	case Stdout:

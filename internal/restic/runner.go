@@ -234,10 +234,17 @@ func firstNonEmpty(s ...string) string {
 // run starts restic with args, feeds its stdout lines to onStdout and waits for it to exit. The
 // error is for a restic that could not be run at all; how restic itself ended is in the outcome.
 func (r *Runner) run(ctx context.Context, op string, args []string, globals bool, onStdout func([]byte)) (*outcome, error) {
+	return r.runLogging(ctx, op, args, globals, onStdout, true)
+}
+
+// runLogging is run; with logStdout false only stderr reaches OnLine, for commands whose
+// stdout is data (a listing of millions of entries) rather than a report.
+func (r *Runner) runLogging(ctx context.Context, op string, args []string, globals bool, onStdout func([]byte), logStdout bool) (*outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("restic %s: not started: %w", op, context.Cause(ctx))
 	}
 	c := newCollector(r.redact, r.opts.OnLine, onStdout)
+	c.quietStdout = !logStdout
 	cmd := r.command(ctx, args, globals)
 	stdout, stderr := c.writer(Stdout), c.writer(Stderr)
 	cmd.Stdout, cmd.Stderr = stdout, stderr

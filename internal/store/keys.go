@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -30,6 +32,9 @@ import (
 //	run               TENANT#t              RUN#id              TENANT#t#AGENT#a#RUNS / RUN#id        TENANT#t#POLICY#p#RUNS / RUN#id
 //	log chunk         TENANT#t#RUN#r        LOG#seq
 //	snapshot          TENANT#t#AGENT#a      SNAP#time#id
+//	listing           TENANT#t#AGENT#a      LISTING#snapshotId  (the snapshot's current tree listing, pointing at its run; TTL)
+//	listing upload    TENANT#t#AGENT#a      LISTRUN#runId       (an ls run's counters while it uploads; TTL)
+//	directory chunk   TENANT#t#RUN#r        DIR#hash#k#seq      (entries of one directory, gzip JSON; k 0 subdirectories, 1 the rest; TTL; listings.go)
 //	retry budget      TENANT#t#AGENT#a      RETRIES#hour        (one per agent and hour; TTL a day later)
 //	agent counters    TENANT#t              COUNTS#AGENTS       (counters.go explains the counters)
 //	overdue counter   TENANT#t              COUNTS#OVERDUE
@@ -68,6 +73,8 @@ const (
 	prefixAudit     = "AUDIT#"
 	prefixHealth    = "HEALTH#"
 	prefixHealthDay = "HEALTHDAY#"
+	prefixListing   = "LISTING#"
+	prefixDirChunk  = "DIR#"
 )
 
 // Item types, stored in every item's "entity" attribute so mixed queries (the due index) can
@@ -99,6 +106,9 @@ const (
 	entityAudit      = "audit"
 	entityHealth     = "health"
 	entityHealthDay  = "healthday"
+	entityListing    = "listing"
+	entityListRun    = "listingupload"
+	entityDirChunk   = "dirchunk"
 )
 
 // key is the primary key of one item.
@@ -129,6 +139,29 @@ func retryBudgetKey(t, a string, hour time.Time) key {
 func snapshotKey(t, a string, at time.Time, id string) key {
 	return key{agentPK(t, a), prefixSnap + fmtTime(at) + "#" + id}
 }
+func listingKey(t, a, snap string) key   { return key{agentPK(t, a), prefixListing + snap} }
+func listingRunKey(t, a, run string) key { return key{agentPK(t, a), "LISTRUN#" + run} }
+func dirChunkKey(t, run, dir string, dirs bool, seq int) key {
+	return key{runPK(t, run), dirChunkSK(dir, dirs, seq)}
+}
+
+// dirChunkPrefix is the start of every chunk key of one directory. The directory is hashed: a
+// path may be longer than a sort key, and may hold "#".
+func dirChunkPrefix(dir string) string {
+	h := sha256.Sum256([]byte(dir))
+	return prefixDirChunk + hex.EncodeToString(h[:16]) + "#"
+}
+
+// dirChunkSK orders a directory's chunks: its subdirectories' chunks (0) before the rest (1),
+// each by number.
+func dirChunkSK(dir string, dirs bool, seq int) string {
+	kind := "1"
+	if dirs {
+		kind = "0"
+	}
+	return fmt.Sprintf("%s%s#%05d", dirChunkPrefix(dir), kind, seq)
+}
+
 func overdueCheckKey(t, p, a string, k domain.SlotKind) key {
 	return key{policyPK(t, p), prefixOverdue + a + "#" + string(k)}
 }

@@ -69,6 +69,7 @@ var removedKinds = map[string]string{
 	entityCapacity: "capacityItems", entityCounts: "counterItems", entityOutbox: "events",
 	entityChannel: "notificationChannels", entityDelivery: "deliveries", entitySentEvent: "sentEvents",
 	entityStreak: "failureStreaks", entityConfirm: "emailConfirmations", entityAudit: "auditEntries",
+	entityListing: "listings", entityListRun: "listingUploads", entityDirChunk: "listingChunks",
 }
 
 func removedKind(entity string) string {

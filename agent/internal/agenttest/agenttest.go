@@ -128,3 +128,27 @@ func ResticChildren(ppid int) ([]Proc, error) {
 	}
 	return procs, nil
 }
+
+// WideTree writes n small files under dir for listings: a quarter of them (at most 2,500) in
+// dir/wide, the rest 100 to a directory in dir/dNN/sNN, two levels deep. Each file holds its own
+// path relative to dir.
+func WideTree(t testing.TB, dir string, n int) {
+	t.Helper()
+	wide := min(n/4, 2500)
+	for i := range n {
+		var rel string
+		if i < wide {
+			rel = filepath.Join("wide", fmt.Sprintf("f%05d.txt", i))
+		} else {
+			j := i - wide
+			rel = filepath.Join(fmt.Sprintf("d%02d", j/1000), fmt.Sprintf("s%02d", j/100%10), fmt.Sprintf("f%05d.txt", j))
+		}
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(rel+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

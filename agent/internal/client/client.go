@@ -164,6 +164,13 @@ func (c *Client) AppendLog(ctx context.Context, runID string, chunk LogChunk) (b
 	return out.Stored, err
 }
 
+// UploadListing sends one upload of an ls task's listing.
+func (c *Client) UploadListing(ctx context.Context, taskID string, up ListingUpload) (ListingReply, error) {
+	var reply ListingReply
+	err := c.do(ctx, "listing", "/v1/agent/tasks/"+url.PathEscape(taskID)+"/listing", up, &reply)
+	return reply, err
+}
+
 // ReportSnapshots replaces the inventory of one repository.
 func (c *Client) ReportSnapshots(ctx context.Context, rep SnapshotReport) error {
 	return c.do(ctx, "snapshots", "/v1/agent/snapshots", rep, nil)

@@ -118,8 +118,28 @@ type Result struct {
 	Retryable       bool            `json:"retryable,omitempty"`
 	// Stats and Locks are the repository's health, sent for a stats task and for a check whose
 	// message asked for it (events.TaskMessage.ReportHealth).
-	Stats *domain.RepoStats `json:"stats,omitempty"`
-	Locks *domain.LockInfo  `json:"locks,omitempty"`
+	Stats         *domain.RepoStats `json:"stats,omitempty"`
+	Locks         *domain.LockInfo  `json:"locks,omitempty"`
+	RestoreTarget string            `json:"restoreTarget,omitempty"`
+}
+
+// ListingUpload is one upload of an ls run's listing; Seq numbers a run's uploads from 0 and
+// makes sending one again harmless; Done marks the last.
+type ListingUpload struct {
+	RunID      string            `json:"runId"`
+	SnapshotID string            `json:"snapshotId"`
+	Path       string            `json:"path"`
+	Seq        int64             `json:"seq"`
+	Chunks     []domain.DirChunk `json:"chunks"`
+	Done       bool              `json:"done,omitempty"`
+}
+
+// ListingReply says whether the listing reached its size cap (stop uploading) and how big it is.
+type ListingReply struct {
+	Repeated  bool  `json:"repeated"`
+	Truncated bool  `json:"truncated"`
+	Bytes     int64 `json:"bytes"`
+	Entries   int64 `json:"entries"`
 }
 
 // ResultReply is the run and its task as recorded.

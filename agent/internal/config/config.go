@@ -55,6 +55,11 @@ type Config struct {
 	MetricsListen string `yaml:"metricsListen"`
 
 	Repositories []Repository `yaml:"repositories"`
+
+	// RestoreRoots are the directories a restore task may name as its target (the target must
+	// lie inside one, symlinks resolved, and be empty or missing). Empty allows no chosen
+	// target: a restore then goes into a new temporary directory the agent creates.
+	RestoreRoots []string `yaml:"restoreRoots"`
 }
 
 // Restic says how restic is run.
@@ -273,6 +278,9 @@ func (c *Config) Validate() error {
 	checkAbs(&p, "credentialsFile", c.CredentialsFile, true)
 	checkAbs(&p, "stateDir", c.StateDir, true)
 	checkAbs(&p, "spoolDir", c.SpoolDir, true)
+	for i, root := range c.RestoreRoots {
+		checkAbs(&p, fmt.Sprintf("restoreRoots[%d]", i), root, true)
+	}
 	if c.Hostname != "" && !hostnamePattern.MatchString(c.Hostname) {
 		p.add("hostname", "must be a host name: letters, digits, '.', '-', '_' (at most 253 characters)")
 	}

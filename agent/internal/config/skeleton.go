@@ -43,5 +43,10 @@ repositories: []
 #    env:
 #      AWS_ACCESS_KEY_ID: AKIA...
 #      AWS_SECRET_ACCESS_KEY: ...
+
+# Directories a restore task may name as its target (symlinks resolved; the target must be
+# missing or empty). Empty: a restore goes into a new temporary directory the agent creates.
+restoreRoots: []
+#  - /srv/restore
 `, strconv.Quote(apiURL), strconv.Quote(p.Credentials), strconv.Quote(p.State), strconv.Quote(p.Cache), DefaultMaxConcurrentTasks)
 }

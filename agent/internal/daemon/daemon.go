@@ -37,6 +37,7 @@ type API interface {
 	Result(ctx context.Context, taskID string, res client.Result) (client.ResultReply, error)
 	AppendLog(ctx context.Context, runID string, chunk client.LogChunk) (bool, error)
 	ReportSnapshots(ctx context.Context, rep client.SnapshotReport) error
+	UploadListing(ctx context.Context, taskID string, up client.ListingUpload) (client.ListingReply, error)
 }
 
 // Queue is the agent's side of its task queue.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/restic-monitor/restic-monitor/agent/internal/agenttest"
+	"github.com/restic-monitor/restic-monitor/agent/internal/config"
 	"github.com/restic-monitor/restic-monitor/internal/domain"
 )
 
@@ -22,7 +23,8 @@ import (
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
 	cp := agenttest.NewControlPlane(t)
-	a := newAgent(t, cp)
+	// Restores may go anywhere under the agent's own directory.
+	a := newAgent(t, cp, func(c *config.Config) { c.RestoreRoots = []string{filepath.Dir(c.StateDir)} })
 	a.start()
 
 	src := filepath.Join(a.dir, "src")

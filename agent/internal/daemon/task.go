@@ -222,6 +222,15 @@ func (d *Daemon) execute(t *task) (runner.Result, error) {
 		Progress:      t.setProgress,
 		Line:          func(l restic.Line) { logs.add(l.Text) },
 		ResticStarted: func(string) { d.Metrics.ResticStarted() },
+		UploadListing: func(ctx context.Context, b runner.ListingBatch) (bool, error) {
+			reply, err := d.API.UploadListing(ctx, t.msg.TaskID, client.ListingUpload{
+				RunID: t.runID, SnapshotID: b.SnapshotID, Path: b.Path, Seq: b.Seq, Chunks: b.Chunks, Done: b.Done,
+			})
+			if err != nil {
+				d.Metrics.APIError("listing")
+			}
+			return reply.Truncated, err
+		},
 	}
 	policy := backoff.Policy{Base: d.Config.Retry.Base.D(), Factor: 2, Cap: d.Config.Retry.Cap.D()}
 	for tries := 1; ; tries++ {
@@ -328,7 +337,7 @@ func (d *Daemon) recordOutcome(t *task, res runner.Result, dur time.Duration) {
 // resultBody is the API's form of a result.
 func resultBody(runID string, res runner.Result) client.Result {
 	out := client.Result{
-		RunID: runID, ExitCode: res.ExitCode, Summary: res.Summary, Retryable: res.Transient,
+		RunID: runID, ExitCode: res.ExitCode, Summary: res.Summary, Retryable: res.Transient, RestoreTarget: res.RestoreTarget,
 		Error: truncate(res.Error, maxErrorChars), Stats: res.Stats, Locks: res.Locks,
 	}
 	switch res.Status {

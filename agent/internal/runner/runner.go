@@ -72,6 +72,8 @@ type Result struct {
 	// Stats and Locks are the repository's health, for a stats task and after a check.
 	Stats *domain.RepoStats
 	Locks *domain.LockInfo
+	// RestoreTarget is the directory a restore wrote into.
+	RestoreTarget string
 	// Details are type-specific facts for the log: forget's kept and removed snapshots, check's
 	// findings, restore's counts.
 	Details []string
@@ -83,6 +85,8 @@ type Hooks struct {
 	Line     func(restic.Line)
 	// ResticStarted is called before each restic command is started.
 	ResticStarted func(op string)
+	// UploadListing sends an ls task's listing as it is made.
+	UploadListing UploadListing
 }
 
 // Runner runs tasks with the repositories of one configuration.
@@ -218,6 +222,8 @@ func (r *Runner) Run(ctx context.Context, m events.TaskMessage, lim Limits, hook
 		return t.snapshots(ctx)
 	case domain.TaskStats:
 		return t.stats(ctx)
+	case domain.TaskLs:
+		return t.ls(ctx)
 	}
 	return Result{Status: domain.TaskFailed, Error: fmt.Sprintf("task type %q is not supported by this agent", m.TaskType)}
 }
@@ -331,22 +337,6 @@ func (t *task) check(ctx context.Context) Result {
 		out.Details = append(out.Details, "listing locks after the check failed: "+err.Error())
 	}
 	return out
-}
-
-func (t *task) restore(ctx context.Context) Result {
-	s := t.m.Restore
-	t.started("restore")
-	res, err := t.rr.Restore(ctx, restic.RestoreRequest{
-		SnapshotID: s.SnapshotID, IncludePaths: s.IncludePaths, Target: s.Target, Verify: s.Verify,
-	}, t.hooks.Progress)
-	var details []string
-	if res != nil {
-		details = append(details, fmt.Sprintf("restored %d of %d files (%d bytes) to %s, skipped %d", res.FilesRestored, res.TotalFiles, res.BytesRestored, s.Target, res.FilesSkipped))
-		for _, e := range res.Errors {
-			details = append(details, e.String())
-		}
-	}
-	return t.outcome(err, details)
 }
 
 func (t *task) snapshots(ctx context.Context) Result {

@@ -161,6 +161,11 @@ func TestTaskTypesAgainstRealRestic(t *testing.T) {
 	restore := message(domain.TaskRestore, "main")
 	target := filepath.Join(f.dir, "restored")
 	restore.Restore = &events.RestoreSpec{SnapshotID: third.Summary.SnapshotID, Target: target, Verify: true}
+	refused := f.run(t, restore)
+	require.Equal(t, domain.TaskFailed, refused.Status, "an agent without restoreRoots restores into no chosen target")
+	assert.Contains(t, refused.Error, "no restoreRoots")
+	assert.NoDirExists(t, target)
+	f.cfg.RestoreRoots = []string{f.dir}
 	restored := f.run(t, restore)
 	require.Equal(t, domain.TaskSucceeded, restored.Status, restored.Error)
 	require.NoError(t, os.Remove(filepath.Join(src, "scratch.tmp")))
