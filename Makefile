@@ -81,7 +81,7 @@ lint:
 ## overview at 100 and 10,000 agents; the tenant-deletion benchmark prints items removed per
 ## second and requests per item; the events benchmark prints the events per second the tick's
 ## outbox publisher sends to the bus and its PutEvents requests; the agent benchmark prints binary sizes, idle RSS and CPU, and
-## the backup wall-time ratio against restic alone (docs/benchmarks.md). It takes minutes and is
+## the backup wall-time ratio against restic alone; web-size prints the dashboard's first-load JavaScript (docs/benchmarks.md). It takes minutes and is
 ## never part of make test.
 bench: emulator web-size
 	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/schedbench -fleets 1000,10000 -due 0.1
