@@ -367,11 +367,34 @@ func TestTheDashboardInABrowser(t *testing.T) {
 	assert.Contains(t, command, "--url "+stack.URL)
 	b.page("keys")
 
-	if !snapshotBrowsingDocumented(t) {
+	if snapshotBrowsingDocumented(t) {
+		browseAndRestore(t, b, c, demo.AgentID, snapshotID, source)
+	} else {
 		t.Log("SNAPSHOT BROWSING NOT IN THIS TREE: the browse-and-restore steps did not run; they run as soon as docs/openapi.yaml has the tree route")
-		return
 	}
-	browseAndRestore(t, b, c, demo.AgentID, snapshotID, source)
+
+	// A viewer's key: the same pages without a single write control.
+	var viewer struct {
+		Key string `json:"key"`
+	}
+	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/api-keys", map[string]any{"name": "browser-viewer", "role": "viewer"}, &viewer))
+	b.run("sign out", 10*time.Second, chromedp.Click(chromedp.Search(`//button[contains(., "Sign out")]`)), chromedp.WaitVisible(chromedp.CSS("input[name=apiKey]")))
+	b.run("sign in as a viewer", 30*time.Second,
+		chromedp.SendKeys(chromedp.CSS("input[name=apiKey]"), viewer.Key),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("[data-testid=agents-total]")))
+	b.waitText("the viewer's role", "[data-testid=role]", "viewer", 10*time.Second)
+	b.open("/keys", "[data-testid=token-row]")
+	var writes int
+	b.run("count write controls", 10*time.Second, into(chromedp.Evaluate[int](`document.querySelectorAll('button.primary, button.danger, [data-testid=new-policy]').length`), &writes))
+	assert.Zero(t, writes, "a viewer sees no write control on the keys page")
+	b.open("/agents/"+demo.AgentID, "[data-testid=run-row]")
+	b.run("count write controls", 10*time.Second, into(chromedp.Evaluate[int](`document.querySelectorAll('button.primary, button.danger').length`), &writes))
+	assert.Zero(t, writes, "a viewer sees no write control on the agent's page")
+	b.page("agent-detail-viewer")
+	b.open("/policies", "[data-testid=policy-row]")
+	b.run("count write controls", 10*time.Second, into(chromedp.Evaluate[int](`document.querySelectorAll('[data-testid=new-policy]').length`), &writes))
+	assert.Zero(t, writes, "a viewer is offered no new policy")
 }
 
 // browseAndRestore lists the snapshot's source folder through an ls task, picks a file and
