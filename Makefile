@@ -10,14 +10,31 @@ STATICCHECK_VERSION := v0.6.1
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 export RESTIC_BIN := $(BIN)/restic
 
-.PHONY: all test test-unit dev dev-reset restic emulator lint bench tools
+.PHONY: all test test-unit test-web dev dev-reset restic emulator lint bench tools web web-size
 
 all: test
 
-## test: every test, with the emulator started when nothing answers at AWS_ENDPOINT_URL
-test: restic emulator
+## test: every test, with the emulator started when nothing answers at AWS_ENDPOINT_URL; the
+## dashboard is built first (rm-dev embeds it and the browser test drives it)
+test: restic emulator web
+	$(MAKE) test-web
 	RM_REQUIRE_AWS=1 scripts/with-emulator $(GO) test -count=1 ./...
 	$(MAKE) test-infra
+
+## test-web: the dashboard's unit and component tests (Vitest)
+test-web: web/node_modules/.package-lock.json
+	cd web && npm test
+
+## web: the dashboard (npm ci from the lockfile, type check, vite build into web/dist/app)
+web: web/node_modules/.package-lock.json
+	cd web && npm run build
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+## web-size: the gzipped size of the dashboard's first-load JavaScript (docs/benchmarks.md)
+web-size: web
+	cd web && npm run size
 
 ## test-unit: the tests that need nothing but Go
 test-unit:
@@ -26,7 +43,7 @@ test-unit:
 ## dev: the whole system on this machine: the emulator (unless AWS_ENDPOINT_URL answers), both
 ## APIs on 127.0.0.1:8080, the scheduler ticking every minute, the notifier reading the bus
 ## through a queue, and one agent backing up a demo folder with restic. State lives in .data/ and survives a restart; make dev-reset clears it.
-dev: restic emulator
+dev: restic emulator web
 	@echo "==> building the agent and the dev stack"
 	@$(AGENT_BUILD) -o $(BIN)/restic-monitor-agent ./agent/cmd/restic-monitor-agent
 	@$(GO) build -o $(BIN)/rm-dev ./cmd/rm-dev
@@ -64,10 +81,11 @@ lint:
 ## overview at 100 and 10,000 agents; the tenant-deletion benchmark prints items removed per
 ## second and requests per item; the events benchmark prints the events per second the tick's
 ## outbox publisher sends to the bus and its PutEvents requests; the agent benchmark prints binary sizes, idle RSS and CPU, and
-## the backup wall-time ratio against restic alone, and the listing benchmark the ls task's time,
-## the bytes a 100,000-file listing stores and the tree API's page latency (docs/benchmarks.md). It takes minutes and is
+## the backup wall-time ratio against restic alone, the listing benchmark the ls task's time, the
+## bytes a 100,000-file listing stores and the tree API's page latency, and web-size the
+## dashboard's first-load JavaScript (docs/benchmarks.md). It takes minutes and is
 ## never part of make test.
-bench: emulator
+bench: emulator web-size
 	scripts/with-emulator $(GO) run ./internal/scheduler/cmd/schedbench -fleets 1000,10000 -due 0.1
 	scripts/with-emulator $(GO) run ./internal/fleet/cmd/overviewbench -fleets 100,10000
 	scripts/with-emulator $(GO) test ./internal/fleet/ -run '^$$' -bench DeleteTenant -benchtime 1x

@@ -24,6 +24,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/devstack"
 	"github.com/restic-monitor/restic-monitor/internal/localaws"
 	"github.com/restic-monitor/restic-monitor/internal/notify"
+	"github.com/restic-monitor/restic-monitor/web"
 )
 
 func main() {
@@ -81,6 +82,7 @@ func run(o options) error {
 		HeartbeatInterval: 15 * time.Second, Progress: out, Log: log,
 		// Local receivers listen on 127.0.0.1, which the cloud's address guard refuses.
 		Notify: notify.Config{SecretKey: secretKey, AllowPrivate: true},
+		Web:    web.Handler(),
 	})
 	if err != nil {
 		return err
@@ -135,6 +137,9 @@ func run(o options) error {
 		if _, err := devstack.BackupNow(ctx, client, demo); err != nil {
 			return fmt.Errorf("ask for the first backup: %w", err)
 		}
+	}
+	if _, built := web.Files(); !built {
+		fmt.Fprintln(out, "==> the dashboard is not built into this binary: make web, or make dev, builds it")
 	}
 	printWelcome(out, stack.URL, tenant, demo, o)
 	go reportFirstBackup(ctx, out, client, demo, started)
@@ -211,6 +216,7 @@ func printWelcome(w io.Writer, url string, t devstack.Tenant, d devstack.Demo, o
 	fmt.Fprintf(w, `
 restic-monitor is running.
 
+  dashboard      %[1]s/   (sign in with the admin API key below)
   API            %[1]s   (tenant API under /v1, agent API under /v1/agent)
   tenant         %[2]s
   admin API key  %[3]s

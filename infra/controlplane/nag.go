@@ -50,6 +50,23 @@ func suppressFindings(s *Stack) {
 		suppress(role, "AwsSolutions-IAM5", WildcardResourceReasons[sidListQueues], "Resource::*")
 	}
 
+	// The dashboard: the same static files for everyone, no data in them.
+	suppress(s.WebBucket, "AwsSolutions-S1",
+		"The bucket holds only the dashboard's build, the same files for every visitor and no data; CloudFront "+
+			"alone reads it, and every API call the dashboard makes is logged in the HTTP API's access log.")
+	suppress(s.Web, "AwsSolutions-CFR3",
+		"The distribution serves the dashboard's static files and passes /v1/* to the HTTP API, whose stage logs "+
+			"every request with the caller's address; a second log of the same calls would hold nothing more.")
+	suppress(s.Web, "AwsSolutions-CFR4",
+		"The distribution answers on its CloudFront domain with CloudFront's default certificate, whose policy "+
+			"CloudFront fixes; a deployment with its own domain and ACM certificate sets TLS 1.2 as the minimum.")
+
+	suppress(s.Web, "AwsSolutions-CFR1",
+		"Operators and their fleets may be anywhere; which countries to refuse is a choice of each deployment, not of the stack.")
+	suppress(s.Web, "AwsSolutions-CFR2",
+		"Every API call behind the distribution needs a valid key checked by the authorizer and is throttled by the "+
+			"HTTP API's stage; a WAF web ACL (created in us-east-1, billed per rule) is an option a deployment can add.")
+
 	suppress(s.AgentDLQ, "AwsSolutions-SQS3",
 		"This queue is itself the dead-letter queue of every agent queue; those are created at run time, so "+
 			"cdk-nag cannot see the redrive policies that point here.")

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
@@ -119,6 +121,10 @@ type Stack struct {
 	// SecretKey holds the key that seals notification channels' secrets (RM_SECRET_KEY's
 	// format). The API and the notifier read it at cold start by its ARN (RM_SECRET_KEY_ARN).
 	SecretKey awssecretsmanager.Secret
+	// WebBucket holds the dashboard's build; Web serves it, and the API under /v1/*, on one
+	// origin.
+	WebBucket awss3.Bucket
+	Web       awscloudfront.Distribution
 
 	publicRoutes []publicRoute
 }
@@ -229,6 +235,7 @@ func New(scope constructs.Construct, cfg Config) (*Stack, error) {
 
 	grantLeastPrivilege(s)
 	s.newRoutes()
+	s.newWeb()
 	s.newSchedule()
 	s.newNotifications()
 	s.newAlarms()
@@ -555,5 +562,7 @@ func (s *Stack) newOutputs() {
 	out("AlarmTopicArn", "the SNS topic every alarm notifies; subscribe to it", s.AlarmTopic.TopicArn())
 	out("AgentDeadLetterQueueUrl", "where agent tasks that kept failing end up", s.AgentDLQ.QueueUrl())
 	out("NotifierDeadLetterQueueUrl", "where events the notifier could not deliver end up", s.NotifierDLQ.QueueUrl())
+	out("DashboardUrl", "the dashboard, with the API on the same origin under /v1", jsii.String("https://"+*s.Web.DistributionDomainName()))
+	out("DashboardBucketName", "upload web/dist/app (make web) here", s.WebBucket.BucketName())
 	out("SecretKeyArn", "the Secrets Manager secret sealing notification channels' secrets; back it up", s.SecretKey.SecretArn())
 }

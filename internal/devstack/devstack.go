@@ -53,6 +53,8 @@ type Options struct {
 	// the notification routes answer that they are not configured. An empty PublicURL becomes
 	// the stack's URL.
 	Notify notify.Config
+	// Web, when set, serves every path outside /v1: the dashboard, on the APIs' origin.
+	Web http.Handler
 }
 
 // Stack is a running control plane.
@@ -124,8 +126,16 @@ func Start(ctx context.Context, awsCfg aws.Config, opts Options) (*Stack, error)
 		}
 		deps.Notify = loop.notifier
 	}
+	var handler http.Handler = httpapi.Authenticate(core.Auth, log, httpapi.NewHandler(deps))
+	if opts.Web != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/v1/", handler)
+		mux.Handle("/v1", handler)
+		mux.Handle("/", opts.Web)
+		handler = mux
+	}
 	s.server = &http.Server{
-		Handler:           httpapi.Authenticate(core.Auth, log, httpapi.NewHandler(deps)),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	step(progress, "serving the tenant and agent APIs at %s", s.URL)

@@ -207,6 +207,9 @@ func TestOpenAPIDescribesWhatTheTenantAPISends(t *testing.T) {
 
 	c.call(get, "/v1/overview", "/v1/overview", w.viewer, nil, 200)
 	c.call(get, "/v1/overview", "/v1/overview", "", nil, 401)
+	c.call(get, "/v1/me", "/v1/me", w.viewer, nil, 200)
+	c.call(get, "/v1/schedule-preview", "/v1/schedule-preview?cron=15+2+*+*+*&timezone=Europe/Berlin&count=3", w.viewer, nil, 200)
+	c.call(get, "/v1/schedule-preview", "/v1/schedule-preview?cron=99+*+*+*+*", w.viewer, nil, 400)
 	c.call(get, "/v1/agents", "/v1/agents?label=env:prod&limit=1", w.viewer, nil, 200)
 	c.call(get, "/v1/agents", "/v1/agents?cursor=bad", w.viewer, nil, 400)
 	c.call(get, "/v1/agents/{agentId}", "/v1/agents/"+a.ID, w.viewer, nil, 200)

@@ -24,6 +24,8 @@ func TenantRoutes(d Deps) []Route {
 	)
 	return refuseWhileDeleting(d, []Route{
 		{get, "/v1/overview", AccessViewer, overview(f)},
+		{get, "/v1/me", AccessViewer, noQuery(me(d))},
+		{get, "/v1/schedule-preview", AccessViewer, previewSchedule(d)},
 
 		{get, "/v1/agents", AccessViewer, agents.list},
 		{get, "/v1/agents/{agentId}", AccessViewer, noQuery(agents.get)},
