@@ -128,9 +128,11 @@ CLOUD_ENV = $(if $(filter file,$(origin AWS_ENDPOINT_URL)),env -u AWS_ENDPOINT_U
 synth: build
 	cd infra && $(INFRA_ENV) CDK_OUTDIR=cdk.out RM_SAM_OUTDIR=sam.out $(GO) run .
 
-## deploy: cdk deploy (STAGE=, TENANT=; needs credentials and a bootstrapped account, see docs/deploy.md)
-deploy: build infra/node_modules/.package-lock.json
-	cd infra && $(CLOUD_ENV) $(INFRA_ENV) npx --no-install cdk deploy $(CDK_ARGS)
+## deploy: cdk deploy (STAGE=, TENANT=; needs credentials and a bootstrapped account, see docs/deploy.md),
+## then the dashboard's build into the bucket of every stack deployed
+deploy: build web infra/node_modules/.package-lock.json
+	cd infra && $(CLOUD_ENV) $(INFRA_ENV) npx --no-install cdk deploy $(CDK_ARGS) --outputs-file cdk-outputs.json
+	$(CLOUD_ENV) $(GO) run ./cmd/rmctl dashboard publish --dir web/dist/app --cdk-outputs infra/cdk-outputs.json
 
 ## diff: cdk diff between this tree and the deployed stack (STAGE=, TENANT=)
 diff: build infra/node_modules/.package-lock.json

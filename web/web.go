@@ -47,9 +47,8 @@ func FS(app fs.FS) http.Handler {
 		secure(w.Header())
 		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 		if st, err := fs.Stat(app, name); name != "" && err == nil && !st.IsDir() {
-			if strings.HasPrefix(name, "assets/") {
-				// Vite names every asset by its content's hash.
-				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+			if cc := CacheControl(name); cc != "" {
+				w.Header().Set("Cache-Control", cc)
 			}
 			files.ServeHTTP(w, r)
 			return
@@ -58,9 +57,22 @@ func FS(app fs.FS) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Cache-Control", CacheControl("index.html"))
 		http.ServeFileFS(w, r, app, "index.html")
 	})
+}
+
+// CacheControl is how long a built file may be kept, here and behind CloudFront: for good under
+// assets/ (Vite names every asset by its content's hash), index.html only after asking again, so
+// that a new build is seen at once; other files ("" ) by the server's default.
+func CacheControl(name string) string {
+	switch {
+	case strings.HasPrefix(name, "assets/"):
+		return "public, max-age=31536000, immutable"
+	case name == "index.html":
+		return "no-cache"
+	}
+	return ""
 }
 
 // secure sets the headers every page of the dashboard carries: scripts and data from this

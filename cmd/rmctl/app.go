@@ -65,7 +65,7 @@ An operator who lost the tenant's admin key deletes it against the table and the
 	root.AddCommand(
 		a.tenantCmd(), a.apikeyCmd(), a.capacityCmd(),
 		a.agentsCmd(), a.tokensCmd(), a.repositoriesCmd(), a.policiesCmd(), a.notifyCmd(), a.assignCmd(), a.unassignCmd(),
-		a.tasksCmd(), a.snapshotsCmd(), a.runsCmd(), a.logsCmd(), a.overviewCmd(), a.auditCmd(),
+		a.tasksCmd(), a.snapshotsCmd(), a.runsCmd(), a.logsCmd(), a.overviewCmd(), a.auditCmd(), a.dashboardCmd(),
 	)
 	return root
 }

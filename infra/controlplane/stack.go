@@ -563,6 +563,6 @@ func (s *Stack) newOutputs() {
 	out("AgentDeadLetterQueueUrl", "where agent tasks that kept failing end up", s.AgentDLQ.QueueUrl())
 	out("NotifierDeadLetterQueueUrl", "where events the notifier could not deliver end up", s.NotifierDLQ.QueueUrl())
 	out("DashboardUrl", "the dashboard, with the API on the same origin under /v1", jsii.String("https://"+*s.Web.DistributionDomainName()))
-	out("DashboardBucketName", "upload web/dist/app (make web) here", s.WebBucket.BucketName())
+	out("DashboardBucketName", "the dashboard's files; make deploy uploads them (rmctl dashboard publish)", s.WebBucket.BucketName())
 	out("SecretKeyArn", "the Secrets Manager secret sealing notification channels' secrets; back it up", s.SecretKey.SecretArn())
 }
