@@ -21,10 +21,7 @@ import (
 func TestTheAgentRefusesRestoresTheControlPlaneShouldHaveRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	src := filepath.Join(f.dir, "src")
-	agenttest.WriteFile(t, filepath.Join(src, "a.txt"), []byte("a\n"))
-	backup := f.run(t, backupMessage("main", src))
-	require.Equal(t, domain.TaskSucceeded, backup.Status, backup.Error)
+	src := f.backedUp(t, map[string]string{"a.txt": "a\n"})
 
 	roots := filepath.Join(f.dir, "roots")
 	require.NoError(t, os.MkdirAll(roots, 0o755))
@@ -64,12 +61,11 @@ func TestTheAgentRefusesRestoresTheControlPlaneShouldHaveRefused(t *testing.T) {
 func TestSelectedPathsAreNamesNotPatternsAndRestoreWithoutRootsGoesToANewDirectory(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	src := filepath.Join(f.dir, "src")
-	agenttest.WriteFile(t, filepath.Join(src, "[x].txt"), []byte("the bracketed one\n"))
-	agenttest.WriteFile(t, filepath.Join(src, "x.txt"), []byte("what the pattern [x].txt matches\n"))
-	agenttest.WriteFile(t, filepath.Join(src, "other.txt"), []byte("not selected\n"))
-	backup := f.run(t, backupMessage("main", src))
-	require.Equal(t, domain.TaskSucceeded, backup.Status, backup.Error)
+	src := f.backedUp(t, map[string]string{
+		"[x].txt":   "the bracketed one\n",
+		"x.txt":     "what the pattern [x].txt matches\n",
+		"other.txt": "not selected\n",
+	})
 
 	m := message(domain.TaskRestore, "main")
 	m.Restore = &events.RestoreSpec{SnapshotID: "latest", IncludePaths: []string{filepath.Join(src, "[x].txt")}, Verify: true}
@@ -86,4 +82,16 @@ func TestSelectedPathsAreNamesNotPatternsAndRestoreWithoutRootsGoesToANewDirecto
 	assert.Equal(t, "the bracketed one\n", string(b))
 	assert.NoFileExists(t, filepath.Join(got.RestoreTarget, src, "x.txt"), "the selected name is not read as a pattern")
 	assert.NoFileExists(t, filepath.Join(got.RestoreTarget, src, "other.txt"))
+}
+
+// backedUp writes files into a new source folder and backs it up into the main repository.
+func (f *fixture) backedUp(t *testing.T, files map[string]string) string {
+	t.Helper()
+	src := filepath.Join(f.dir, "src")
+	for name, content := range files {
+		agenttest.WriteFile(t, filepath.Join(src, name), []byte(content))
+	}
+	backup := f.run(t, backupMessage("main", src))
+	require.Equal(t, domain.TaskSucceeded, backup.Status, backup.Error)
+	return src
 }
