@@ -2,9 +2,9 @@ package agenttest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,8 +58,6 @@ type Host struct {
 	Config string
 	// AgentID is the agent enroll registered.
 	AgentID string
-	// Metrics is the address of the agent's Prometheus endpoint.
-	Metrics string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -98,15 +96,6 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 // NewHost writes the configuration file of the agent binary agentBin and enrolls it with the
 // agent's own enroll command.
 func NewHost(t testing.TB, cp *ControlPlane, agentBin string, o HostOptions) *Host {
@@ -135,7 +124,7 @@ func NewHost(t testing.TB, cp *ControlPlane, agentBin string, o HostOptions) *Ho
 	require.NoError(t, os.WriteFile(pw, []byte(HostPassword+"\n"), 0o600))
 	repo := filepath.Join(dir, "repo")
 	cp.Repository("main", repo)
-	h := &Host{t: t, cp: cp, bin: agentBin, Dir: dir, Config: filepath.Join(dir, "etc", "agent.yaml"), Metrics: freePort(t)}
+	h := &Host{t: t, cp: cp, bin: agentBin, Dir: dir, Config: filepath.Join(dir, "etc", "agent.yaml")}
 	yaml := fmt.Sprintf(`apiUrl: %s
 credentialsFile: %s
 stateDir: %s
@@ -152,14 +141,14 @@ queue:
 heartbeatInterval: %s
 shutdownGrace: 2s
 logLevel: %s
-metricsListen: %s
+metricsListen: 127.0.0.1:0
 repositories:
   - name: main
     repository: %s
     passwordFile: %s
     initialize: true
 `, cp.URL, filepath.Join(dir, "etc", "credentials.json"), filepath.Join(dir, "state"), bin, filepath.Join(dir, "cache"),
-		o.MaxConcurrentTasks, o.QueueWait, o.VisibilityTimeout, o.HeartbeatInterval, o.LogLevel, h.Metrics, repo, pw)
+		o.MaxConcurrentTasks, o.QueueWait, o.VisibilityTimeout, o.HeartbeatInterval, o.LogLevel, repo, pw)
 	WriteFile(t, h.Config, []byte(yaml))
 
 	out, code := h.Command("enroll", "--url", cp.URL, "--token", cp.EnrollmentToken(), "--label", "role=test")
@@ -271,10 +260,28 @@ func (h *Host) SnapshotCount() int {
 	return strings.Count(string(out), `"short_id"`)
 }
 
+// metricsAddress is where the running agent serves its metrics, as it logged it. The agent
+// listens on a port of its own choosing at every start: a port chosen by the test and given
+// to it could be taken, between two starts, by the source port of any outgoing connection.
+func (h *Host) metricsAddress() string {
+	h.t.Helper()
+	var addr string
+	require.Eventually(h.t, func() bool {
+		for _, line := range strings.Split(h.Output(), "\n") {
+			var entry struct{ Msg, Address string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "serving metrics" {
+				addr = entry.Address
+			}
+		}
+		return addr != ""
+	}, Patience, 20*time.Millisecond, "the agent does not serve its metrics")
+	return addr
+}
+
 // Scrape reads the agent's metrics.
 func (h *Host) Scrape() string {
 	h.t.Helper()
-	res, err := http.Get("http://" + h.Metrics + "/metrics")
+	res, err := http.Get("http://" + h.metricsAddress() + "/metrics")
 	require.NoError(h.t, err)
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
