@@ -56,7 +56,10 @@ func newHarness(t *testing.T, sqsOptions ...func(*sqs.Options)) *harness {
 	t.Helper()
 	cfg := testenv.AWS(t)
 	table := testenv.Table(t, cfg)
-	h := &harness{t: t, sqs: sqs.NewFromConfig(cfg), clock: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}
+	// The test's present lies in the future, a Monday in a year with 2026's calendar: the
+	// endpoint expires items by their TTL on the real clock, and an enrollment token or a log
+	// chunk whose TTL had passed would vanish mid-test.
+	h := &harness{t: t, sqs: sqs.NewFromConfig(cfg), clock: time.Date(2037, 11, 2, 10, 0, 0, 0, time.UTC)}
 	now := func() time.Time { return h.clock }
 	// Transactions are held to DynamoDB's limits: every change's audit entry joins one.
 	st := store.New(dynamodb.NewFromConfig(cfg, testenv.StrictTransactions), table)

@@ -29,7 +29,7 @@ func TestMeTellsTheKeysRole(t *testing.T) {
 }
 
 func TestSchedulePreview(t *testing.T) {
-	h := newHarness(t) // the clock stands at 2026-11-02T10:00:00Z
+	h := newHarness(t) // the clock stands at 2037-11-02T10:00:00Z
 	w := newTenantWorld(h, "acme")
 
 	res := h.call(http.MethodGet, "/v1/schedule-preview?cron=15+2+*+*+*&timezone=Europe/Berlin", w.viewer, nil)
@@ -43,16 +43,16 @@ func TestSchedulePreview(t *testing.T) {
 	assert.Equal(t, "Europe/Berlin", p.Timezone)
 	require.Len(t, p.Times, 5, "five by default")
 	// 02:15 in Berlin is 01:15 UTC in November (CET, UTC+1); the first is the next day's.
-	assert.Equal(t, time.Date(2026, 11, 3, 1, 15, 0, 0, time.UTC), p.Times[0])
-	assert.Equal(t, time.Date(2026, 11, 7, 1, 15, 0, 0, time.UTC), p.Times[4])
-	assert.Equal(t, "2026-11-03T02:15:00+01:00", p.LocalTimes[0])
+	assert.Equal(t, time.Date(2037, 11, 3, 1, 15, 0, 0, time.UTC), p.Times[0])
+	assert.Equal(t, time.Date(2037, 11, 7, 1, 15, 0, 0, time.UTC), p.Times[4])
+	assert.Equal(t, "2037-11-03T02:15:00+01:00", p.LocalTimes[0])
 
 	res = h.call(http.MethodGet, "/v1/schedule-preview?cron=@hourly&count=3", w.viewer, nil)
 	tenantStatus(t, http.StatusOK, res)
 	res.JSON(t, &p)
 	assert.Equal(t, "UTC", p.Timezone)
-	assert.Equal(t, []time.Time{time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC),
-		time.Date(2026, 11, 2, 13, 0, 0, 0, time.UTC)}, p.Times)
+	assert.Equal(t, []time.Time{time.Date(2037, 11, 2, 11, 0, 0, 0, time.UTC), time.Date(2037, 11, 2, 12, 0, 0, 0, time.UTC),
+		time.Date(2037, 11, 2, 13, 0, 0, 0, time.UTC)}, p.Times)
 
 	for query, field := range map[string]string{
 		"cron=61+*+*+*+*":                   "cron",

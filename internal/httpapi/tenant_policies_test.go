@@ -264,7 +264,7 @@ func mustTime(s string) time.Time {
 }
 
 func TestTenantPolicyAssignPlansSlotsAndUpdatesReplanThem(t *testing.T) {
-	h := newHarness(t) // the clock is 2026-11-02T10:00:00Z, a Monday; Berlin is UTC+1
+	h := newHarness(t) // the clock is 2037-11-02T10:00:00Z, a Monday; Berlin is UTC+1
 	w := newTenantWorld(h, "acme")
 	a := w.agent("web-1", nil)
 	b := w.agent("web-2", nil)
@@ -291,11 +291,11 @@ func TestTenantPolicyAssignPlansSlotsAndUpdatesReplanThem(t *testing.T) {
 	slots := slotsOf(t, h, w.id, p.ID, a.ID)
 	require.Len(t, slots, 4)
 	statsAt := *slots[domain.SlotStats].NextRunAt
-	assert.False(t, statsAt.Before(mustTime("2026-11-03T04:00:00Z")), "the default stats schedule: 04:00 UTC, got %s", statsAt)
-	assert.True(t, statsAt.Before(mustTime("2026-11-03T06:00:00Z")), "within a two-hour spread, got %s", statsAt)
-	assert.Equal(t, mustTime("2026-11-03T01:30:00Z"), *slots[domain.SlotBackup].NextRunAt, "02:30 in Berlin")
-	assert.Equal(t, mustTime("2026-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt, "every day at UTC midnight")
-	assert.Equal(t, mustTime("2026-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt, "Sunday 05:00 UTC")
+	assert.False(t, statsAt.Before(mustTime("2037-11-03T04:00:00Z")), "the default stats schedule: 04:00 UTC, got %s", statsAt)
+	assert.True(t, statsAt.Before(mustTime("2037-11-03T06:00:00Z")), "within a two-hour spread, got %s", statsAt)
+	assert.Equal(t, mustTime("2037-11-03T01:30:00Z"), *slots[domain.SlotBackup].NextRunAt, "02:30 in Berlin")
+	assert.Equal(t, mustTime("2037-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt, "every day at UTC midnight")
+	assert.Equal(t, mustTime("2037-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt, "Sunday 05:00 UTC")
 
 	res = h.call(http.MethodGet, "/v1/policies/"+p.ID+"/agents", w.viewer, nil)
 	tenantStatus(t, http.StatusOK, res)
@@ -306,15 +306,15 @@ func TestTenantPolicyAssignPlansSlotsAndUpdatesReplanThem(t *testing.T) {
 	// Assigning again later keeps the runs already planned.
 	h.clock = h.clock.Add(20 * time.Hour)
 	w.assign(p.ID, a.ID)
-	assert.Equal(t, mustTime("2026-11-03T01:30:00Z"), *slotsOf(t, h, w.id, p.ID, a.ID)[domain.SlotBackup].NextRunAt)
+	assert.Equal(t, mustTime("2037-11-03T01:30:00Z"), *slotsOf(t, h, w.id, p.ID, a.ID)[domain.SlotBackup].NextRunAt)
 
 	// A changed backup schedule re-plans the backup slots on every agent; the others stay.
 	res = w.patch("/v1/policies/"+p.ID, `{"version":1,"schedule":{"cron":"0 4 * * *","timezone":null}}`)
 	tenantStatus(t, http.StatusOK, res)
 	for _, agent := range []string{a.ID, b.ID} {
 		slots := slotsOf(t, h, w.id, p.ID, agent)
-		assert.Equal(t, mustTime("2026-11-04T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
-		assert.Equal(t, mustTime("2026-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt)
+		assert.Equal(t, mustTime("2037-11-04T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
+		assert.Equal(t, mustTime("2037-11-03T00:00:00Z"), *slots[domain.SlotForget].NextRunAt)
 	}
 
 	// Removing the forget schedule removes the forget slots.
@@ -330,12 +330,12 @@ func TestTenantPolicyAssignPlansSlotsAndUpdatesReplanThem(t *testing.T) {
 	for kind, sl := range slotsOf(t, h, w.id, p.ID, a.ID) {
 		assert.Nil(t, sl.NextRunAt, kind)
 	}
-	h.clock = mustTime("2026-11-05T12:00:00Z")
+	h.clock = mustTime("2037-11-05T12:00:00Z")
 	res = w.patch("/v1/policies/"+p.ID, `{"version":4,"enabled":true}`)
 	tenantStatus(t, http.StatusOK, res)
 	slots = slotsOf(t, h, w.id, p.ID, b.ID)
-	assert.Equal(t, mustTime("2026-11-06T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
-	assert.Equal(t, mustTime("2026-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt)
+	assert.Equal(t, mustTime("2037-11-06T04:00:00Z"), *slots[domain.SlotBackup].NextRunAt)
+	assert.Equal(t, mustTime("2037-11-08T05:00:00Z"), *slots[domain.SlotCheck].NextRunAt)
 
 	// Unassigning removes the agent's slots; a second time there is nothing to remove.
 	res = h.call(http.MethodDelete, "/v1/policies/"+p.ID+"/agents/"+b.ID, w.operator, nil)

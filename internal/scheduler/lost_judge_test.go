@@ -12,7 +12,7 @@ import (
 )
 
 func TestJudgeRunning(t *testing.T) {
-	start := time.Date(2026, 5, 4, 2, 0, 0, 0, time.UTC)
+	start := time.Date(2037, 5, 4, 2, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	ptr := func(t time.Time) *time.Time { return &t }
 	rules := lostRules{offline: 30 * time.Minute, redelivery: 5 * time.Minute}
@@ -59,16 +59,16 @@ func TestJudgeRunning(t *testing.T) {
 		{"never listed after its start", run(none, none), online(3*m + s), true, 4 * m, "", "", 9*m + s, 3*m + s},
 		{"left out, within the redelivery window", run(m, 4*m+s), online(9*m + s), true, 9*m + 2*s, "", "", 10*m + 2*s, none},
 		{"left out past the redelivery window", run(m, 4*m+s), online(9*m + 2*s), true, 9*m + 3*s, domainevents.LostNotListed,
-			"agent lost: its heartbeats stopped listing the task: last listed at 2026-05-04T02:01:00Z, left out since 2026-05-04T02:04:01Z, last heartbeat at 2026-05-04T02:09:02Z",
+			"agent lost: its heartbeats stopped listing the task: last listed at 2037-05-04T02:01:00Z, left out since 2037-05-04T02:04:01Z, last heartbeat at 2037-05-04T02:09:02Z",
 			0, none},
 		{"listed again since the miss", run(12*m, 4*m+s), online(12 * m), true, 12*m + 5*s, "", "", 16 * m, none},
 		{"left out again later: a new miss", run(12*m, 4*m+s), online(15*m + 30*s), true, 15*m + 31*s, "", "", 21*m + 30*s, 15*m + 30*s},
 		{"without its run, the window runs from the grace's end", nil, online(8*m + s), true, 8*m + 2*s, domainevents.LostNotListed,
-			"left out since 2026-05-04T02:03:00Z", 0, none},
+			"left out since 2037-05-04T02:03:00Z", 0, none},
 		{"the agent went quiet: left to go offline", run(m, none), online(2 * m), true, 6 * m, "", "", 7 * m, none},
 		{"offline within the grace", run(m, none), offline(2*m, 6*m), true, 35 * m, "", "", 36 * m, none},
 		{"offline past the grace", run(m, none), offline(2*m, 6*m), true, 36 * m, domainevents.LostAgentOffline,
-			"agent lost: offline since 2026-05-04T02:06:00Z, more than 30m0s, while running the task; last listed at 2026-05-04T02:01:00Z", 0, none},
+			"agent lost: offline since 2037-05-04T02:06:00Z, more than 30m0s, while running the task; last listed at 2037-05-04T02:01:00Z", 0, none},
 		{"offline, but listed since it went offline", run(40*m, none), offline(2*m, 6*m), true, 42 * m, "", "", 43 * m, none},
 		{"the agent was deleted", run(m, none), domain.Agent{}, false, 2 * m, domainevents.LostAgentDeleted,
 			"agent lost: the agent was deleted while running the task", 0, none},
@@ -94,7 +94,7 @@ func TestJudgeRunning(t *testing.T) {
 }
 
 func TestLastListedIsTheLatestSignOfTheRun(t *testing.T) {
-	start := time.Date(2026, 5, 4, 2, 0, 0, 0, time.UTC)
+	start := time.Date(2037, 5, 4, 2, 0, 0, 0, time.UTC)
 	listed, before := start.Add(time.Minute), start.Add(-time.Minute)
 	task := domain.Task{StartedAt: &before, UpdatedAt: start}
 	assert.Equal(t, listed, lastListed(task, &domain.Run{StartedAt: start, LastListedAt: &listed}))

@@ -112,7 +112,7 @@ func TestTaskOfAnAgentOfflinePastTheGraceIsLostAndItsSlotDueAgain(t *testing.T) 
 
 	got := f.task(task.ID)
 	assert.Equal(t, domain.TaskFailed, got.Status)
-	assert.Equal(t, "agent lost: offline since 2026-05-04T02:06:00Z, more than 30m0s, while running the task; last listed at 2026-05-04T02:02:00Z", got.Error)
+	assert.Equal(t, "agent lost: offline since 2037-05-04T02:06:00Z, more than 30m0s, while running the task; last listed at 2037-05-04T02:02:00Z", got.Error)
 	assert.Equal(t, lostAt, *got.FinishedAt)
 	assert.Nil(t, got.CheckRunningAt)
 	require.Len(t, got.Attempts, 1)
@@ -216,8 +216,8 @@ func TestTaskALiveAgentStopsListingIsLostAfterTheGraceNotBefore(t *testing.T) {
 	assert.Equal(t, 1, sum.TasksLost)
 	got := f.task(task.ID)
 	assert.Equal(t, domain.TaskFailed, got.Status)
-	assert.Equal(t, "agent lost: its heartbeats stopped listing the task: last listed at 2026-05-04T02:02:00Z, "+
-		"left out since 2026-05-04T02:06:00Z, last heartbeat at 2026-05-04T02:12:00Z", got.Error)
+	assert.Equal(t, "agent lost: its heartbeats stopped listing the task: last listed at 2037-05-04T02:02:00Z, "+
+		"left out since 2037-05-04T02:06:00Z, last heartbeat at 2037-05-04T02:12:00Z", got.Error)
 	lost := lostEvents(f.events.take())
 	require.Len(t, lost, 1)
 	assert.Equal(t, events.LostNotListed, lost[0].Reason)

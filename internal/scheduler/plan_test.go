@@ -18,7 +18,7 @@ import (
 	"github.com/restic-monitor/restic-monitor/internal/store"
 )
 
-var t0 = time.Date(2026, 5, 4, 2, 0, 0, 0, time.UTC)
+var t0 = time.Date(2037, 5, 4, 2, 0, 0, 0, time.UTC)
 
 func TestCapacity(t *testing.T) {
 	// An active task as its agent's capacity item lists it.
@@ -76,7 +76,7 @@ func TestBlocked(t *testing.T) {
 		{"offline", func(a *domain.Agent) { a.Status = domain.AgentOffline }, "offline", "agent offline"},
 		{"silent but not yet marked", func(a *domain.Agent) { a.LastSeenAt = ptr(t0.Add(-4 * time.Minute)) }, "offline", "agent offline"},
 		{"backing off", func(a *domain.Agent) { a.BackoffUntil, a.BackoffReason = &until, "disk full" },
-			"backing_off", "agent backing off until 2026-05-04T02:05:00Z: disk full"},
+			"backing_off", "agent backing off until 2037-05-04T02:05:00Z: disk full"},
 		{"backoff over", func(a *domain.Agent) { a.BackoffUntil = ptr(t0.Add(-time.Second)) }, "", ""},
 	}
 	for _, tt := range tests {
@@ -126,7 +126,7 @@ func TestBuildClaim(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, domain.TaskForget, c.Task.Type)
 		assert.True(t, c.Task.Params.Prune)
-		assert.Equal(t, time.Date(2026, 5, 4, 22, 0, 0, 0, time.UTC), c.Next, "midnight in Berlin (CEST)")
+		assert.Equal(t, time.Date(2037, 5, 4, 22, 0, 0, 0, time.UTC), c.Next, "midnight in Berlin (CEST)")
 		assert.Equal(t, now.Add(90*time.Minute), c.Task.Deadline)
 		assert.Equal(t, 7, c.Task.MaxRetries)
 		assert.True(t, c.CheckAt.IsZero(), "only backups are watched for being overdue")
@@ -136,7 +136,7 @@ func TestBuildClaim(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, domain.TaskCheck, c.Task.Type)
 		assert.Equal(t, "10%", c.Task.Params.ReadDataSubset)
-		assert.Equal(t, time.Date(2026, 5, 10, 3, 0, 0, 0, time.UTC), c.Next)
+		assert.Equal(t, time.Date(2037, 5, 10, 3, 0, 0, 0, time.UTC), c.Next)
 	})
 	t.Run("one catch-up run after a gap", func(t *testing.T) {
 		c, err := buildClaim(slot(domain.SlotBackup, t0.Add(-30*time.Hour)), policy, now, cfg)
@@ -207,10 +207,10 @@ func TestTickTime(t *testing.T) {
 	assert.Equal(t, t0, got)
 
 	byHand := scheduled
-	byHand.Detail = json.RawMessage(`{"time": "2026-05-04T06:30:00+02:00"}`)
+	byHand.Detail = json.RawMessage(`{"time": "2037-05-04T06:30:00+02:00"}`)
 	got, err = TickTime(byHand)
 	require.NoError(t, err)
-	assert.Equal(t, time.Date(2026, 5, 4, 4, 30, 0, 0, time.UTC), got)
+	assert.Equal(t, time.Date(2037, 5, 4, 4, 30, 0, 0, time.UTC), got)
 
 	for name, ev := range map[string]events.CloudWatchEvent{
 		"no time":          {Detail: json.RawMessage(`{}`)},

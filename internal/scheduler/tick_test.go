@@ -55,7 +55,7 @@ func TestTickDispatchesEachScheduleOfAPolicy(t *testing.T) {
 	assert.Equal(t, base.Add(time.Hour), *backup.NextRunAt)
 	assert.Equal(t, byType[domain.TaskBackup].ID, backup.LastTaskID)
 	check := f.slot(p, a, domain.SlotCheck)
-	assert.Equal(t, time.Date(2026, 5, 10, 3, 0, 0, 0, time.UTC), *check.NextRunAt, "next Sunday 03:00")
+	assert.Equal(t, time.Date(2037, 5, 10, 3, 0, 0, 0, time.UTC), *check.NextRunAt, "next Sunday 03:00")
 
 	msgs := f.messages(a)
 	require.Len(t, msgs, 3)
@@ -252,7 +252,7 @@ func TestAgentsThatCannotTakeWorkKeepTheirSlotsDue(t *testing.T) {
 		silent.ID:        "agent offline",
 		saturated.ID:     "agent saturated: maxConcurrentTasks is 1",
 		atBackupLimit.ID: "agent at its backup limit of 1",
-		backingOff.ID:    "agent backing off until 2026-05-04T02:10:00Z: repository locked",
+		backingOff.ID:    "agent backing off until 2037-05-04T02:10:00Z: repository locked",
 	}
 	for _, a := range blocked {
 		sl := f.slot(p, a, domain.SlotBackup)
@@ -503,7 +503,7 @@ func TestTasksThatDoNotStartInTimeExpire(t *testing.T) {
 	assert.Equal(t, 1, sum.Expired)
 	got := f.task(queued.ID)
 	assert.Equal(t, domain.TaskExpired, got.Status)
-	assert.Equal(t, "not started by 2026-05-04T02:10:00Z", got.Error)
+	assert.Equal(t, "not started by 2037-05-04T02:10:00Z", got.Error)
 	require.NotNil(t, got.FinishedAt)
 	evs := f.events.take()
 	require.Equal(t, []events.EventType{events.TypeTaskExpired}, eventTypes(evs))
@@ -650,7 +650,7 @@ func TestHandleEventRunsATickAtTheScheduledTime(t *testing.T) {
 		"detail-type": "Scheduled Event",
 		"source": "aws.events",
 		"account": "123456789012",
-		"time": "2026-05-04T02:01:00Z",
+		"time": "2037-05-04T02:01:00Z",
 		"region": "eu-central-1",
 		"resources": ["arn:aws:events:eu-central-1:123456789012:rule/restic-monitor-prod-tick"],
 		"detail": {}
@@ -668,7 +668,7 @@ func TestHandleEventRunsATickAtTheScheduledTime(t *testing.T) {
 	assert.Equal(t, base.Add(time.Minute), msgs[0].NotBefore)
 
 	// A tick run by hand names its time in the detail.
-	ev.Detail = json.RawMessage(`{"time": "2026-05-04T03:00:30Z"}`)
+	ev.Detail = json.RawMessage(`{"time": "2037-05-04T03:00:30Z"}`)
 	sum, err = s.HandleEvent(f.ctx, ev)
 	require.NoError(t, err)
 	assert.Equal(t, base.Add(time.Hour+30*time.Second), sum.Now)

@@ -137,7 +137,7 @@ func (b *bench) run(ctx context.Context, shares []float64) ([]result, error) {
 	b.st = store.New(db, b.table)
 
 	// Tick times: one minute apart, from a Monday afternoon (no daily run is near).
-	t0 := time.Date(2026, 5, 4, 14, 0, 0, 0, time.UTC)
+	t0 := time.Date(2037, 5, 4, 14, 0, 0, 0, time.UTC)
 	ticks := make([]time.Time, len(shares))
 	for i := range shares {
 		ticks[i] = t0.Add(time.Duration(i) * time.Minute)
