@@ -52,7 +52,7 @@ type ControlPlane struct {
 
 	adminKey   string
 	handler    http.Handler
-	addr       string
+	addr       *heldAddress
 	dispatcher *dispatch.Dispatcher
 
 	mu  sync.Mutex
@@ -144,10 +144,13 @@ func NewControlPlaneWith(t testing.TB, o Options) *ControlPlane {
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	cp.addr = ln.Addr().String()
-	cp.URL = "http://" + cp.addr
-	cp.serve(ln)
-	t.Cleanup(cp.StopAPI)
+	cp.addr = holdAddress(ln)
+	cp.URL = "http://" + ln.Addr().String()
+	cp.serve()
+	t.Cleanup(func() {
+		cp.StopAPI()
+		cp.addr.release()
+	})
 	return cp
 }
 
@@ -185,15 +188,17 @@ func (cp *ControlPlane) Tick(now time.Time) scheduler.Summary {
 	return sum
 }
 
-func (cp *ControlPlane) serve(ln net.Listener) {
+func (cp *ControlPlane) serve() {
 	srv := &http.Server{Handler: cp.handler, ReadHeaderTimeout: 5 * time.Second}
+	ln := cp.addr.listener()
 	cp.mu.Lock()
 	cp.srv = srv
 	cp.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
 }
 
-// StopAPI makes the API unreachable: connections to it are refused.
+// StopAPI makes the API unreachable: open connections are closed, and new ones are closed as
+// soon as they are made.
 func (cp *ControlPlane) StopAPI() {
 	cp.mu.Lock()
 	srv := cp.srv
@@ -205,19 +210,7 @@ func (cp *ControlPlane) StopAPI() {
 }
 
 // StartAPI serves the API again on the same address.
-func (cp *ControlPlane) StartAPI() {
-	cp.T.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", cp.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	require.NoError(cp.T, err, "listen on %s again", cp.addr)
-	cp.serve(ln)
-}
+func (cp *ControlPlane) StartAPI() { cp.serve() }
 
 // Call sends an operator's request to the tenant API and decodes the answer into out; it fails
 // the test unless the status is want.
